@@ -1,0 +1,11 @@
+"""An asyncio TTL cache with LRU/LFU/FIFO eviction, and a replicated distributed cache.
+
+Layout: the implementation lives in private modules (``_*.py``); this module re-exports
+the public API and lists it in ``__all__``.
+"""
+
+from importlib.metadata import version as _version
+
+__version__: str = _version("mtaio-cache")
+
+__all__ = ()

@@ -1,0 +1,11 @@
+"""Task execution with concurrency, rate and priority control, cancellation-safe queues and latches.
+
+Layout: the implementation lives in private modules (``_*.py``); this module re-exports
+the public API and lists it in ``__all__``.
+"""
+
+from importlib.metadata import version as _version
+
+__version__: str = _version("mtaio-core")
+
+__all__ = ()

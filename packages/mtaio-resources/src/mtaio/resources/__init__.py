@@ -1,0 +1,11 @@
+"""Rate, concurrency and timeout limiters, resource groups, retries and circuit breakers.
+
+Layout: the implementation lives in private modules (``_*.py``); this module re-exports
+the public API and lists it in ``__all__``.
+"""
+
+from importlib.metadata import version as _version
+
+__version__: str = _version("mtaio-resources")
+
+__all__ = ()

@@ -1,0 +1,53 @@
+"""Fixtures for the cross-package tests.
+
+The seed guide (``seed/advanced-usage.md``, a verbatim copy of the project's specification)
+is the source of the snippet tests: :func:`seed_snippet` runs a snippet's code exactly as the
+guide prints it, so the tests cannot drift from the guide.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SEED = Path(__file__).parent / "seed" / "advanced-usage.md"
+
+# Names the guide's snippets use without importing them (its text omits those imports);
+# a user copying a snippet adds the same lines.
+PREAMBLE = """\
+import asyncio
+import time
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+T = TypeVar("T")
+"""
+
+
+def snippets() -> list[str]:
+    """Every python code block of the seed guide, in order (snippet 1 is index 0)."""
+    return re.findall(r"```python\n(.*?)```", SEED.read_text(encoding="utf-8"), flags=re.S)
+
+
+def load_snippet(number: int, extra_preamble: str = "") -> dict[str, Any]:
+    """Execute snippet ``number`` (1-based) verbatim and return its module namespace."""
+    code = snippets()[number - 1]
+    namespace: dict[str, Any] = {"__name__": f"seed_snippet_{number}"}
+    exec(compile(PREAMBLE + extra_preamble, "<preamble>", "exec"), namespace)
+    exec(compile(code, f"<seed snippet {number}>", "exec"), namespace)
+    return namespace
+
+
+@pytest.fixture
+def seed_snippet() -> Callable[..., dict[str, Any]]:
+    """Load a seed snippet by number: ``ns = seed_snippet(10)``."""
+    return load_snippet
+
+
+@pytest.fixture
+def seed_code() -> list[str]:
+    """The code of every snippet of the seed guide, in order."""
+    return snippets()

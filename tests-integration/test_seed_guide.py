@@ -1,0 +1,27 @@
+from pathlib import Path
+
+import pytest
+
+import mtaio.exceptions
+import mtaio.typing
+
+SEED = Path(__file__).parent / "seed" / "advanced-usage.md"
+SHARED_SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "advanced-usage.md"
+
+
+def test_the_guide_has_eleven_snippets(seed_code: list[str]) -> None:
+    assert len(seed_code) == 11
+    assert "class ResilientExecutor" in seed_code[9]
+
+
+@pytest.mark.skipif(not SHARED_SEED.exists(), reason="the shared specification is not beside us")
+def test_copy_of_the_guide_matches_the_specification() -> None:
+    assert SEED.read_bytes() == SHARED_SEED.read_bytes()
+
+
+def test_base_portions_share_the_namespace() -> None:
+    import mtaio
+
+    assert not hasattr(mtaio, "__file__") or mtaio.__file__ is None
+    assert mtaio.exceptions.MTAIOError.__module__.startswith("mtaio.exceptions")
+    assert isinstance(mtaio.typing.Result.ok(1), mtaio.typing.Result)

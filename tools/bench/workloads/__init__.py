@@ -1,0 +1,1 @@
+"""One module per workload; each registers itself with ``tools.bench.workload``."""
