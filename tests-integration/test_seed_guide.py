@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-import mtaio.exceptions
-import mtaio.typing
+from mtaio.exceptions import MTAIOError
+from mtaio.typing import Result
 
 SEED = Path(__file__).parent / "seed" / "advanced-usage.md"
 SHARED_SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "advanced-usage.md"
@@ -23,5 +23,6 @@ def test_base_portions_share_the_namespace() -> None:
     import mtaio
 
     assert not hasattr(mtaio, "__file__") or mtaio.__file__ is None
-    assert mtaio.exceptions.MTAIOError.__module__.startswith("mtaio.exceptions")
-    assert isinstance(mtaio.typing.Result.ok(1), mtaio.typing.Result)
+    assert MTAIOError.__module__.startswith("mtaio.exceptions")
+    assert isinstance(Result.ok(1), Result)
+    assert len(list(mtaio.__path__)) >= 2  # portions of several distributions, one namespace

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 _T = TypeVar("_T")
 
@@ -29,9 +29,13 @@ def is_async_callable(obj: object) -> bool:
     )
 
 
+@overload
 async def call_maybe_async(
-    func: Callable[..., _T | Awaitable[_T]], /, *args: Any, **kwargs: Any
-) -> _T:
+    func: Callable[..., Awaitable[_T]], /, *args: Any, **kwargs: Any
+) -> _T: ...
+@overload
+async def call_maybe_async(func: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T: ...
+async def call_maybe_async(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     """Call a synchronous or asynchronous callable and return its result.
 
     The result is awaited when it is awaitable, so a sync function returning a coroutine
