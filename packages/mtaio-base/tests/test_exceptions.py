@@ -116,7 +116,7 @@ def test_format_exception_shows_type_message_attributes_and_cause_chain() -> Non
     except RetryError as error:
         text = format_exception(error)
     lines = text.splitlines()
-    assert lines[0] == "mtaio.exceptions._errors.RetryError: gave up after 3 attempts"
+    assert lines[0] == "mtaio.exceptions.RetryError: gave up after 3 attempts"
     assert "    attempts = 3" in lines
     assert any(line.startswith("    last_error = ConnectionRefusedError(") for line in lines)
     assert lines[-1] == "Caused by: ConnectionRefusedError: node 127.0.0.1:5000 refused"

@@ -72,3 +72,10 @@ __all__ = (
     "require_positive",
     "require_positive_int",
 )
+
+# Reprs and tracebacks name the public path (mtaio.exceptions.X), not the private module.
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("mtaio.exceptions._"):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -89,3 +89,10 @@ __all__ = (
     "is_async_callable",
     "ManualClock",
 )
+
+# Reprs and tracebacks name the public path (mtaio.typing.X), not the private module.
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("mtaio.typing._"):
+        _obj.__module__ = __name__
+del _name, _obj
