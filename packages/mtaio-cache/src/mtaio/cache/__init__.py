@@ -6,6 +6,27 @@ the public API and lists it in ``__all__``.
 
 from importlib.metadata import version as _version
 
+from ._cached import cached as cached
+from ._policies import EvictionPolicy as EvictionPolicy
+from ._policies import EvictionReason as EvictionReason
+from ._stats import CacheStats as CacheStats
+from ._ttl import CacheTransaction as CacheTransaction
+from ._ttl import TTLCache as TTLCache
+from ._ttl import TTLFIFOCache as TTLFIFOCache
+from ._ttl import TTLLFUCache as TTLLFUCache
+from ._ttl import TTLLRUCache as TTLLRUCache
+
 __version__: str = _version("mtaio-cache")
 
-__all__ = ()
+__all__ = (
+    # local cache
+    "TTLCache",
+    "TTLLRUCache",
+    "TTLLFUCache",
+    "TTLFIFOCache",
+    "EvictionPolicy",
+    "EvictionReason",
+    "CacheStats",
+    "CacheTransaction",
+    "cached",
+)
