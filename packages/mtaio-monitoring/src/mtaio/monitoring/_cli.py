@@ -1,0 +1,293 @@
+"""``python -m mtaio.monitoring``: a live terminal view of a ResourceMonitor.
+
+Dependency-free: plain ANSI escapes, no curses. Ctrl-C stops it cleanly (exit status 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import re
+import sys
+import time
+from collections.abc import Sequence
+from typing import TextIO
+
+from ._alerts import Alert, Threshold
+from ._monitor import ResourceMonitor
+from ._stats import SYSTEM_METRICS, SystemStats
+
+RED = "\x1b[1;31m"
+YELLOW = "\x1b[33m"
+GREEN = "\x1b[32m"
+DIM = "\x1b[2m"
+BOLD = "\x1b[1m"
+RESET = "\x1b[0m"
+CLEAR = "\x1b[H\x1b[2J"
+HIDE_CURSOR = "\x1b[?25l"
+SHOW_CURSOR = "\x1b[?25h"
+
+_THRESHOLD = re.compile(r"^\s*([\w.]+)\s*(>=|<=|>|<|=)\s*([-+0-9.eE]+)\s*$")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _bar(percent: float, width: int = 30) -> str:
+    filled = 0 if math.isnan(percent) else round(max(0.0, min(100.0, percent)) / 100 * width)
+    return "[" + "#" * filled + "." * (width - filled) + "]"
+
+
+def render(
+    stats: SystemStats | None,
+    thresholds: Sequence[Threshold] = (),
+    alerts: Sequence[Alert] = (),
+    *,
+    color: bool = True,
+    interval: float | None = None,
+) -> str:
+    """Render one frame of the live view as text.
+
+    A metric with an active (fired) threshold is shown in red, one with a breach building
+    up in yellow; without ``color`` they are marked with ``!`` and ``~`` instead.
+
+    Args:
+        stats: The sample to show (None: a "waiting" frame).
+        thresholds: Thresholds to list and to highlight metrics with.
+        alerts: Recent alerts, newest last (the last five are shown).
+        color: Use ANSI colours.
+        interval: The refresh interval, shown in the title.
+
+    Returns:
+        The frame, lines joined with newlines (no screen-clearing codes).
+    """
+
+    def paint(text: str, code: str) -> str:
+        return f"{code}{text}{RESET}" if color else text
+
+    state: dict[str, str] = {}
+    for t in thresholds:
+        if t.active:
+            state[t.metric] = "active"
+        elif t.breaches and state.get(t.metric) != "active":
+            state[t.metric] = "pending"
+
+    def row(label: str, metric: str | None, text: str) -> str:
+        line = f"  {label:<18} {text}"
+        mark = state.get(metric or "")
+        if mark == "active":
+            return paint(line, RED) if color else line + "  !"
+        if mark == "pending":
+            return paint(line, YELLOW) if color else line + "  ~"
+        return line
+
+    title = "mtaio.monitoring — live view"
+    if interval is not None:
+        title += f" (every {interval:g} s, Ctrl-C to quit)"
+    lines = [paint(title, BOLD)]
+    if stats is None:
+        lines.append("  waiting for the first sample...")
+        return "\n".join(lines)
+    c, m, io, p = stats.cpu, stats.memory, stats.io, stats.process
+    when = time.strftime("%H:%M:%S", time.localtime(stats.timestamp))
+    lines.append(paint(f"  at {when}, machine up {stats.uptime / 3600:.1f} h", DIM))
+    lines.append("")
+    lines.append(
+        row("CPU", "cpu.usage_percent", f"{_bar(c.usage_percent)} {c.usage_percent:5.1f} %")
+    )
+    la = c.load_average
+    lines.append(row("load average", "cpu.load_average_1m", f"{la[0]:.2f} {la[1]:.2f} {la[2]:.2f}"))
+    lines.append(
+        row(
+            "memory",
+            "memory.percent",
+            f"{_bar(m.percent)} {m.percent:5.1f} %  {_size(m.used)} / {_size(m.total)}",
+        )
+    )
+    lines.append(row("memory available", "memory.available", _size(m.available)))
+    lines.append(
+        row(
+            "disk I/O",
+            "io.read_bytes_per_sec",
+            f"read {_size(io.read_bytes_per_sec)}/s  write {_size(io.write_bytes_per_sec)}/s",
+        )
+    )
+    lines.append("")
+    lines.append(paint(f"  process {p.pid}", BOLD))
+    lines.append(row("CPU", "process.cpu_percent", f"{p.cpu_percent:6.1f} % of a core"))
+    lines.append(row("memory (RSS)", "process.memory_rss", _size(p.memory_rss)))
+    lines.append(row("threads", "process.thread_count", str(p.thread_count)))
+    lines.append(row("open files", "process.open_fds", str(p.open_fds)))
+    lines.append(
+        row(
+            "requests",
+            "request_count",
+            f"{stats.request_count} done, {stats.error_count} errors, {stats.in_flight} in "
+            f"flight, {stats.average_latency * 1e3:.1f} ms mean",
+        )
+    )
+    if thresholds:
+        lines.append("")
+        lines.append(paint("  thresholds", BOLD))
+        for t in thresholds:
+            sign = ">" if t.direction == "above" else "<"
+            status = (
+                "FIRED" if t.active else (f"{t.breaches}/{t.sustained}" if t.breaches else "ok")
+            )
+            value = "—" if math.isnan(t.last_value) else f"{t.last_value:.4g}"
+            line = f"  {t.metric} {sign} {t.value:g}: now {value} [{status}]"
+            if t.active:
+                line = paint(line, RED) if color else line + "  !"
+            elif color:
+                line = paint(line, GREEN)
+            lines.append(line)
+    if alerts:
+        lines.append("")
+        lines.append(paint("  recent alerts", BOLD))
+        for a in list(alerts)[-5:]:
+            at = time.strftime("%H:%M:%S", time.localtime(a.timestamp))
+            lines.append(f"  {at} {a.level:<8} {a.message}")
+    return "\n".join(lines)
+
+
+def parse_threshold(text: str) -> tuple[str, float, str]:
+    """Parse ``"cpu.usage_percent>90"`` (or ``<``) into ``(metric, value, direction)``.
+
+    Raises:
+        argparse.ArgumentTypeError: If the text is not ``METRIC>VALUE`` or ``METRIC<VALUE``
+            with a system metric name.
+    """
+    match = _THRESHOLD.match(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"threshold must look like METRIC>VALUE or METRIC<VALUE, got {text!r}"
+        )
+    metric, op, raw = match.groups()
+    if metric not in SYSTEM_METRICS:
+        raise argparse.ArgumentTypeError(
+            f"unknown metric {metric!r}; known: {', '.join(sorted(SYSTEM_METRICS))}"
+        )
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"threshold value must be a number, got {raw!r}") from None
+    return metric, value, "below" if op.startswith("<") else "above"
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _ignore(alert: Alert) -> None:
+    """Swallow an alert (the view lists them itself)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command line parser of ``python -m mtaio.monitoring``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m mtaio.monitoring",
+        description="A live terminal view of the system and this process (Ctrl-C to quit).",
+    )
+    parser.add_argument("--interval", type=_positive_float, default=1.0, help="seconds per refresh")
+    parser.add_argument("--duration", type=_positive_float, help="stop after this many seconds")
+    parser.add_argument("--iterations", type=_positive_int, help="stop after this many frames")
+    parser.add_argument(
+        "--threshold",
+        type=parse_threshold,
+        action="append",
+        default=[],
+        metavar="METRIC>VALUE",
+        help="highlight a metric past a value, e.g. 'cpu.usage_percent>80' (repeatable)",
+    )
+    parser.add_argument(
+        "--sustained", type=_positive_int, default=1, help="samples a breach must last"
+    )
+    parser.add_argument("--no-color", action="store_true", help="plain text, no ANSI colours")
+    parser.add_argument(
+        "--no-clear", action="store_true", help="print frames one after another (no redraw)"
+    )
+    return parser
+
+
+async def run(
+    args: argparse.Namespace, out: TextIO, *, monitor: ResourceMonitor | None = None
+) -> int:
+    """Drive the view: sample, render, wait; until the duration or iterations run out."""
+    monitor = monitor or ResourceMonitor(interval=args.interval, alert_on_threshold=True)
+    for metric, value, direction in args.threshold:
+        monitor.set_threshold(metric, value, direction=direction, sustained=args.sustained)
+    # Alerts are shown in the view; without a handler they would also be logged over it.
+    monitor.on_alert(_ignore)
+    tty = out.isatty()
+    color = not args.no_color and tty
+    clear = not args.no_clear and tty
+    loop = asyncio.get_running_loop()
+    deadline = None if args.duration is None else loop.time() + args.duration
+    frames = 0
+    # The view samples the monitor itself, one sample per frame, instead of starting its
+    # timer: each frame then shows exactly the sample the thresholds were evaluated on.
+    try:
+        if clear:
+            out.write(HIDE_CURSOR)
+        while True:
+            stats = await monitor.sample()
+            frame = render(
+                stats,
+                monitor.thresholds,
+                monitor.recent_alerts,
+                color=color,
+                interval=args.interval,
+            )
+            out.write((CLEAR if clear else "") + frame + "\n")
+            out.flush()
+            frames += 1
+            if args.iterations is not None and frames >= args.iterations:
+                break
+            wait = args.interval
+            if deadline is not None:
+                wait = min(wait, deadline - loop.time())
+                if wait <= 0:
+                    break
+            await asyncio.sleep(wait)
+            if deadline is not None and loop.time() >= deadline:
+                break
+    finally:
+        if clear:
+            out.write(SHOW_CURSOR)
+            out.flush()
+        await monitor.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run the live view; return the exit status (0, also after Ctrl-C)."""
+    args = build_parser().parse_args(argv)
+    stream = out or sys.stdout
+    try:
+        return asyncio.run(run(args, stream))
+    except KeyboardInterrupt:
+        stream.write("\nstopped\n")
+        stream.flush()
+        return 0

@@ -1,0 +1,9 @@
+"""Errors specific to mtaio.monitoring (subclasses of :class:`mtaio.exceptions.MonitoringError`)."""
+
+from __future__ import annotations
+
+from mtaio.exceptions import MonitoringError
+
+
+class MissingDependencyError(MonitoringError, ImportError):
+    """An optional dependency is not installed; the message says which extra to install."""

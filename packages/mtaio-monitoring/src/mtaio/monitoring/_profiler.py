@@ -1,0 +1,470 @@
+"""Profiler: traces of sync and async calls, nested per task through contextvars."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import inspect
+import itertools
+import math
+import time
+import traceback
+import tracemalloc
+from collections import deque
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self, TypeVar, final, overload
+
+from mtaio.exceptions import ConfigurationError, MonitoringError, require_positive_int
+from mtaio.typing import Clock
+
+from ._metrics import quantile, require_name
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+# A finished trace as stored on the hot path: cheaper to build than an object; turned into
+# :class:`Trace` by get_profile().
+# (id, parent id, name, start, end, error type name, task name, memory delta, stack)
+_Record = tuple[
+    int, int | None, str, float, float, str | None, str | None, int | None, tuple[str, ...] | None
+]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """One traced call.
+
+    Attributes:
+        id: Unique within its profiler, in order of start.
+        name: The traced name (the function's qualified name by default).
+        parent_id: The trace this one ran inside (same task, or the task that created this
+            one's task), or None for a root.
+        depth: 0 for a root, parent's depth + 1 otherwise.
+        start: Start, on the profiler's clock.
+        end: End, on the profiler's clock.
+        duration: ``end - start`` in seconds.
+        task: Name of the asyncio task it ran in (None outside a task or when
+            ``trace_async_tasks`` is off).
+        error: Type name of the exception that ended it, if one did.
+        memory_delta: Bytes allocated minus freed during it (``trace_memory=True`` only;
+            process-wide, so concurrent tasks' allocations count too).
+        stack: Where it was started (``collect_stack_trace=True`` only).
+    """
+
+    id: int
+    name: str
+    parent_id: int | None
+    depth: int
+    start: float
+    end: float
+    duration: float
+    task: str | None = None
+    error: str | None = None
+    memory_delta: int | None = None
+    stack: tuple[str, ...] | None = None
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class TraceStats:
+    """Aggregate figures of every trace with one name (seconds)."""
+
+    name: str
+    count: int
+    total: float
+    mean: float
+    min: float
+    p50: float
+    p95: float
+    max: float
+    errors: int
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What :meth:`Profiler.get_profile` returns.
+
+    Attributes:
+        traces: Every finished trace, in order of start.
+        total_time: Seconds from the first start to the last end (wall span; concurrent
+            traces overlap within it).
+        stats: Per-name count, total, mean, min, p50, p95, max and errors.
+    """
+
+    traces: tuple[Trace, ...]
+    total_time: float
+    stats: Mapping[str, TraceStats] = field(default_factory=dict)
+
+    @property
+    def roots(self) -> list[Trace]:
+        """Traces without a (recorded) parent."""
+        ids = {t.id for t in self.traces}
+        return [t for t in self.traces if t.parent_id is None or t.parent_id not in ids]
+
+    def children(self, trace: Trace | int) -> list[Trace]:
+        """Traces started directly inside ``trace``."""
+        tid = trace if isinstance(trace, int) else trace.id
+        return [t for t in self.traces if t.parent_id == tid]
+
+    def by_name(self, name: str) -> list[Trace]:
+        """Traces called ``name``."""
+        return [t for t in self.traces if t.name == name]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the profile as plain data."""
+        return {
+            "total_time": self.total_time,
+            "stats": {n: _asdict(s) for n, s in self.stats.items()},
+            "traces": [_asdict(t) for t in self.traces],
+        }
+
+    def format(self) -> str:
+        """Return the per-name statistics as a text table, slowest total first."""
+        head = (
+            f"{'name':<40} {'count':>7} {'total s':>10} {'mean ms':>10} {'p95 ms':>10} "
+            f"{'max ms':>10}"
+        )
+        lines = [head, "-" * len(head)]
+        for s in sorted(self.stats.values(), key=lambda s: s.total, reverse=True):
+            lines.append(
+                f"{s.name[:40]:<40} {s.count:>7} {s.total:>10.4f} {s.mean * 1e3:>10.3f} "
+                f"{s.p95 * 1e3:>10.3f} {s.max * 1e3:>10.3f}"
+            )
+        lines.append(f"total time: {self.total_time:.4f} s, traces: {len(self.traces)}")
+        return "\n".join(lines)
+
+
+def _asdict(obj: Trace | TraceStats) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__slots__}
+
+
+@final
+class Span:
+    """An open trace: what :meth:`Profiler.start_trace` and :meth:`Profiler.trace_context` give.
+
+    Use it as ``with``/``async with``, or end it with :meth:`Profiler.end_trace`.
+    """
+
+    __slots__ = (
+        "_ended",
+        "_mem0",
+        "_profiler",
+        "_stack",
+        "_task",
+        "_token",
+        "id",
+        "name",
+        "parent_id",
+        "start",
+    )
+
+    def __init__(self, profiler: Profiler, name: str) -> None:
+        self._profiler = profiler
+        self.name = name
+        self.id = -1
+        self.parent_id: int | None = None
+        self.start = math.nan
+        self._ended = False
+        self._mem0: int | None = None
+        self._stack: tuple[str, ...] | None = None
+        self._task: str | None = None
+        self._token: Any = None
+
+    def _open(self) -> Self:
+        p = self._profiler
+        if self.id != -1:
+            raise MonitoringError(f"trace {self.name!r} was already started")
+        self.id = next(p._ids)
+        if not p.enabled:
+            self._ended = True  # a disabled profiler records nothing
+            return self
+        self.parent_id = p._current.get()
+        self._token = p._current.set(self.id)
+        if p.trace_async_tasks:
+            self._task = _task_name()
+        if p.collect_stack_trace:
+            self._stack = tuple(traceback.format_stack(limit=p.stack_limit + 2)[:-2])
+        if p.trace_memory:
+            self._mem0 = tracemalloc.get_traced_memory()[0]
+        self.start = p._clock()
+        return self
+
+    def _close(self, error: str | None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        p = self._profiler
+        end = p._clock()
+        mem = None if self._mem0 is None else tracemalloc.get_traced_memory()[0] - self._mem0
+        # Ended in another task/context than it started in (start_trace in one task,
+        # end_trace in another): leave that context's current trace alone.
+        with contextlib.suppress(ValueError):
+            p._current.reset(self._token)
+        p._records.append(
+            (
+                self.id,
+                self.parent_id,
+                self.name,
+                self.start,
+                end,
+                error,
+                self._task,
+                mem,
+                self._stack,
+            )
+        )
+
+    def __enter__(self) -> Self:
+        return self._open()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._close(None if exc_type is None else exc_type.__name__)
+
+    async def __aenter__(self) -> Self:
+        return self._open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._close(None if exc_type is None else exc_type.__name__)
+
+
+def _task_name() -> str | None:
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        return None
+    return None if task is None else task.get_name()
+
+
+class Profiler:
+    """Trace sync and async calls; correct when many tasks are traced at once.
+
+    Each task sees its own current trace through a :class:`~contextvars.ContextVar`, so
+    concurrent tasks never nest under one another; a task created inside a trace starts with
+    that trace as parent (it inherits the context), which is where its work belongs.
+    Durations use a monotonic clock (``time.perf_counter``).
+
+    Args:
+        enabled: Record traces; a disabled profiler's decorators just call through.
+        trace_async_tasks: Record the asyncio task name of each trace.
+        collect_stack_trace: Record where each trace started (costly).
+        trace_memory: Record the memory allocated during each trace through tracemalloc
+            (started if it is not already; costly).
+        max_traces: Finished traces kept; the oldest are dropped beyond it.
+        clock: Monotonic clock for durations.
+        stack_limit: Frames kept per stack when ``collect_stack_trace`` is on.
+
+    Example:
+        >>> profiler = Profiler()
+        >>> @profiler.trace
+        ... async def fetch() -> int:
+        ...     return 1
+    """
+
+    def __init__(
+        self,
+        enabled: bool = True,
+        trace_async_tasks: bool = True,
+        collect_stack_trace: bool = False,
+        *,
+        trace_memory: bool = False,
+        max_traces: int = 100_000,
+        clock: Clock = time.perf_counter,
+        stack_limit: int = 10,
+    ) -> None:
+        self.enabled = bool(enabled)
+        self.trace_async_tasks = bool(trace_async_tasks)
+        self.collect_stack_trace = bool(collect_stack_trace)
+        self.trace_memory = bool(trace_memory)
+        self.stack_limit = require_positive_int("stack_limit", stack_limit)
+        self._clock = clock
+        self._ids = itertools.count()
+        self._records: deque[_Record] = deque(maxlen=require_positive_int("max_traces", max_traces))
+        # One variable per profiler: two profilers trace independently of each other.
+        self._current: ContextVar[int | None] = ContextVar(
+            f"mtaio_trace_{id(self):x}", default=None
+        )
+        self._started_tracemalloc = False
+        if self.trace_memory and not tracemalloc.is_tracing():
+            tracemalloc.start()
+            self._started_tracemalloc = True
+
+    def close(self) -> None:
+        """Stop tracemalloc if this profiler started it."""
+        if self._started_tracemalloc:
+            self._started_tracemalloc = False
+            tracemalloc.stop()
+
+    # -- tracing ---------------------------------------------------------------------------
+
+    @overload
+    def trace(self, func: _F, /) -> _F: ...
+
+    @overload
+    def trace(self, name: str | None = None, /) -> Callable[[_F], _F]: ...
+
+    @overload
+    def trace(self, *, name: str) -> Callable[[_F], _F]: ...
+
+    def trace(self, *args: Any, name: str | None = None) -> Any:
+        """Decorate a function (sync or async) so each call is traced.
+
+        Use it bare (``@profiler.trace``: the name is the function's qualified name) or with
+        a name (``@profiler.trace("db.query")``, ``@profiler.trace(name="db.query")``).
+        """
+        if len(args) > 1:
+            raise ConfigurationError(f"trace() takes one function or name, got {args!r}")
+        func = args[0] if args else None
+        if callable(func):
+            return self._wrap(func, name or _qualname(func))
+        if func is not None and not isinstance(func, str):
+            raise ConfigurationError(f"trace() takes a function or a name, got {func!r}")
+        label = func or name
+
+        def decorate(fn: Callable[..., Any]) -> Any:
+            return self._wrap(fn, label or _qualname(fn))
+
+        return decorate
+
+    def _wrap(self, fn: _F, name: str) -> _F:
+        if not callable(fn):
+            raise ConfigurationError(f"trace() decorates a callable, got {fn!r}")
+        current = self._current
+        ids = self._ids
+        clock = self._clock
+        records = self._records
+        append = records.append
+
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                if not self.enabled:
+                    return await fn(*args, **kwargs)
+                if self.collect_stack_trace or self.trace_memory:
+                    async with Span(self, name):
+                        return await fn(*args, **kwargs)
+                # The hot path: a handful of C calls and one tuple; see Span for the rest.
+                tid = next(ids)
+                parent = current.get()
+                token = current.set(tid)
+                task = _task_name() if self.trace_async_tasks else None
+                error = None
+                start = clock()
+                try:
+                    return await fn(*args, **kwargs)
+                except BaseException as exc:
+                    error = type(exc).__name__
+                    raise
+                finally:
+                    end = clock()
+                    current.reset(token)
+                    append((tid, parent, name, start, end, error, task, None, None))
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not self.enabled:
+                return fn(*args, **kwargs)
+            with Span(self, name):
+                return fn(*args, **kwargs)
+
+        return sync_wrapper  # type: ignore[return-value]
+
+    def trace_context(self, name: str) -> Span:
+        """Return a context manager (``with`` or ``async with``) tracing its body as ``name``."""
+        _check_name(name)
+        return Span(self, name)
+
+    def start_trace(self, name: str) -> Span:
+        """Start a trace now; finish it with :meth:`end_trace` (prefer :meth:`trace_context`)."""
+        _check_name(name)
+        return Span(self, name)._open()
+
+    def end_trace(self, span: Span, error: BaseException | None = None) -> None:
+        """Finish a trace started by :meth:`start_trace` (a second call does nothing)."""
+        obj: object = span  # checked at run time: users call this untyped too
+        if not isinstance(obj, Span) or obj._profiler is not self:
+            raise ConfigurationError(f"span must be a Span from this profiler, got {span!r}")
+        span._close(None if error is None else type(error).__name__)
+
+    # -- results ---------------------------------------------------------------------------
+
+    @property
+    def trace_count(self) -> int:
+        """Finished traces currently kept."""
+        return len(self._records)
+
+    def clear(self) -> None:
+        """Forget every finished trace."""
+        self._records.clear()
+
+    async def get_profile(self) -> Profile:
+        """Return every finished trace with per-name statistics."""
+        records = sorted(self._records, key=lambda r: r[0])
+        parents = {r[0]: r[1] for r in records}
+        depths: dict[int, int] = {}
+
+        def depth(tid: int) -> int:
+            # Iterative with memo: deep recursion in user code must not overflow us.
+            chain: list[int] = []
+            cur: int | None = tid
+            while cur in parents and cur not in depths:
+                assert cur is not None
+                chain.append(cur)
+                cur = parents[cur]
+            # Stopped at: the root's None, a memoised ancestor, or a parent not recorded
+            # (still open, or dropped), which counts as a root.
+            base = -1 if cur is None else depths.get(cur, 0)
+            for node in reversed(chain):
+                base += 1
+                depths[node] = base
+            return depths[tid]
+
+        traces = tuple(
+            Trace(tid, name, parent, depth(tid), start, end, end - start, task, error, mem, stack)
+            for tid, parent, name, start, end, error, task, mem, stack in records
+        )
+        by_name: dict[str, list[Trace]] = {}
+        for t in traces:
+            by_name.setdefault(t.name, []).append(t)
+        stats = {}
+        for name, group in by_name.items():
+            durations = sorted(t.duration for t in group)
+            total = sum(durations)
+            stats[name] = TraceStats(
+                name,
+                len(group),
+                total,
+                total / len(group),
+                durations[0],
+                quantile(durations, 0.5),
+                quantile(durations, 0.95),
+                durations[-1],
+                sum(1 for t in group if t.error is not None),
+            )
+        total_time = max(t.end for t in traces) - min(t.start for t in traces) if traces else 0.0
+        return Profile(traces, total_time, stats)
+
+
+def _qualname(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+
+
+def _check_name(name: object) -> None:
+    require_name("name", name)
