@@ -140,6 +140,7 @@ async def test_transaction_applies_together(clock: ManualClock) -> None:
 async def test_transaction_discarded_on_error(clock: ManualClock) -> None:
     cache = TTLCache[int](clock=clock)
     await cache.set("a", 1)
+
     async def abort() -> None:
         async with cache.transaction() as tx:
             await tx.set("a", 100)
