@@ -51,3 +51,15 @@ def seed_snippet() -> Callable[..., dict[str, Any]]:
 def seed_code() -> list[str]:
     """The code of every snippet of the seed guide, in order."""
     return snippets()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under the installed-wheels run, make sure mtaio really comes from site-packages."""
+    import os
+
+    if os.environ.get("MTAIO_EXPECT_INSTALLED") == "1":
+        import mtaio.exceptions
+
+        location = str(mtaio.exceptions.__file__)
+        if "site-packages" not in location:
+            raise pytest.UsageError(f"expected installed wheels, imported {location}")

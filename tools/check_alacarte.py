@@ -11,11 +11,14 @@
    fails with ModuleNotFoundError, an undeclared extra portion fails the set comparison.
 4. Install the meta-package alone, import everything, and check that a module placed in the
    ``mtaio`` namespace on PYTHONPATH stays importable beside the installed portions.
+5. With ``--integration``, install the root's ``test`` dependency group into that venv and run
+   tests-integration there: the cross-package suite against installed wheels, not the editable
+   workspace (MTAIO_EXPECT_INSTALLED=1 makes the suite assert where mtaio was imported from).
 
 Third-party requirements (psutil, redis, ...) are downloaded once into a wheelhouse beside the
 local folder, so the install itself never asks an index.
 
-    python tools/check_alacarte.py [--dist DIR] [--keep] [--skip-build] [NAME ...]
+    python tools/check_alacarte.py [--dist DIR] [--keep] [--skip-build] [--integration] [NAME ...]
 """
 
 from __future__ import annotations
@@ -23,15 +26,17 @@ from __future__ import annotations
 import argparse
 import email.parser
 import json
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
+import tomllib
 import zipfile
 from pathlib import Path
 
-from workspace import ALL, BY_NAME, META, Dist, reachable_portions
+from workspace import ALL, ALL_PORTIONS, BY_NAME, META, ROOT, Dist, reachable_portions
 
 PROBE = textwrap.dedent(
     """
@@ -180,7 +185,6 @@ def check_dist(
         return [f"installing {requirement} alone failed:\n{installed.stdout}{installed.stderr}"]
     portions = sorted(reachable_portions(dist)) if dist is META else list(dist.portions)
     expect = sorted(reachable_portions(dist))
-    from workspace import ALL_PORTIONS
 
     probe = run([str(python), "-c", PROBE, json.dumps([portions, list(ALL_PORTIONS), expect])])
     if probe.returncode:
@@ -205,12 +209,41 @@ def check_namespace_masking(folders: list[Path], work: Path) -> list[str]:
     return []
 
 
+def run_integration(work: Path, pytest_args: list[str]) -> list[str]:
+    """Run tests-integration with the meta-package's venv (installed wheels)."""
+    python = work / f"venv-{META.name}" / "bin" / "python"
+    groups = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]
+    test_deps = [d for d in groups["test"] if isinstance(d, str)] + ["rich>=13"]
+    uv = shutil.which("uv")
+    cmd = (
+        [uv, "pip", "install", "--quiet", "--python", str(python), *test_deps]
+        if uv
+        else [str(python), "-m", "pip", "install", "--quiet", *test_deps]
+    )
+    result = run(cmd)
+    if result.returncode:
+        return [f"installing the test dependencies failed:\n{result.stdout}{result.stderr}"]
+    print("running tests-integration against the installed wheels", flush=True)
+    env = {**os.environ, "MTAIO_EXPECT_INSTALLED": "1"}
+    env.pop("PYTHONPATH", None)
+    code = subprocess.run(
+        [str(python), "-m", "pytest", "-p", "no:cacheprovider", "tests-integration", *pytest_args],
+        cwd=ROOT,
+        env=env,
+        check=False,
+    ).returncode
+    return [f"tests-integration failed against the installed wheels (exit {code})"] if code else []
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="distributions to check (default: all)")
     parser.add_argument("--dist", type=Path, help="build into / reuse this folder")
     parser.add_argument("--skip-build", action="store_true", help="reuse the wheels in --dist")
     parser.add_argument("--keep", action="store_true", help="keep the venvs for inspection")
+    parser.add_argument(
+        "--integration", action="store_true", help="run tests-integration on the installed wheels"
+    )
     args = parser.parse_args(argv)
     dists = [BY_NAME[n] for n in args.names] if args.names else list(ALL)
     work = Path(tempfile.mkdtemp(prefix="mtaio-alacarte-"))
@@ -233,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
             problems += check_namespace_masking(folders, work)
             if "mtaio-cache" in BY_NAME:
                 problems += check_dist(BY_NAME["mtaio-cache"], folders, work, "mtaio-cache[redis]")
+            if args.integration and not problems:
+                problems += run_integration(work, [])
     finally:
         if args.keep:
             print(f"kept {work}")
