@@ -1,11 +1,52 @@
 """Rate, concurrency and timeout limiters, resource groups, retries and circuit breakers.
 
 Layout: the implementation lives in private modules (``_*.py``); this module re-exports
-the public API and lists it in ``__all__``.
+the public API and lists it in ``__all__``. ``_rate`` holds the token buckets,
+``_concurrency`` the permit limiter, ``_limiter`` the combined ``ResourceLimiter``,
+``_timeout`` the deadlines, ``_group`` the groups and managers, ``_retry`` and ``_breaker``
+the resilience helpers.
 """
 
 from importlib.metadata import version as _version
 
+from ._breaker import CircuitBreaker as CircuitBreaker
+from ._breaker import CircuitState as CircuitState
+from ._concurrency import ConcurrencyLimiter as ConcurrencyLimiter
+from ._group import ResourceGroup as ResourceGroup
+from ._group import ResourceManager as ResourceManager
+from ._limiter import ResourceLimiter as ResourceLimiter
+from ._rate import KeyedRateLimiter as KeyedRateLimiter
+from ._rate import Limit as Limit
+from ._rate import RateLimiter as RateLimiter
+from ._retry import Retry as Retry
+from ._retry import is_testing as is_testing
+from ._retry import retry as retry
+from ._retry import set_testing as set_testing
+from ._timeout import TimeoutManager as TimeoutManager
+from ._timeout import TimeoutScope as TimeoutScope
+from ._timeout import current_deadline as current_deadline
+
 __version__: str = _version("mtaio-resources")
 
-__all__ = ()
+__all__ = (
+    # limiters
+    "RateLimiter",
+    "Limit",
+    "KeyedRateLimiter",
+    "ConcurrencyLimiter",
+    "ResourceLimiter",
+    # timeouts
+    "TimeoutManager",
+    "TimeoutScope",
+    "current_deadline",
+    # groups and managers
+    "ResourceGroup",
+    "ResourceManager",
+    # resilience
+    "Retry",
+    "retry",
+    "set_testing",
+    "is_testing",
+    "CircuitBreaker",
+    "CircuitState",
+)

@@ -1,0 +1,580 @@
+"""Token-bucket rate limiters: :class:`RateLimiter` (one or several rates) and a keyed one.
+
+How waiting works: waiters queue in FIFO order and only the head has a timer, set for the
+moment the buckets will hold its tokens. When it fires, the head is granted (and any waiter
+behind it that the buckets can already serve), and one new timer is set for the next head.
+So N waiting tasks cost one timer, nobody polls, and nobody wakes up only to sleep again.
+A waiter that is cancelled or times out before being served has taken nothing; one that is
+cancelled after being served gives its tokens back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable
+from typing import Any, Generic, Literal, NamedTuple, NoReturn, ParamSpec, TypeVar, final, overload
+
+from mtaio.exceptions import (
+    ConfigurationError,
+    ConfigurationTypeError,
+    ResourceLimitError,
+    require_choice,
+    require_non_negative,
+    require_positive,
+    require_positive_int,
+)
+from mtaio.typing import Clock
+
+from ._decorate import guard
+
+__all__ = ("KeyedRateLimiter", "Limit", "RateLimiter")
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_K = TypeVar("_K", bound=Hashable)
+
+logger = logging.getLogger("mtaio.resources")
+
+# A timer may fire a hair early (asyncio runs handles due within the clock resolution) and
+# float arithmetic leaves crumbs: a deficit this small (seconds) counts as none, rather than
+# arming a 1 ns timer. It changes the achieved rate by far less than a part per million.
+_EPSILON = 1e-7
+
+
+class Limit(NamedTuple):
+    """One rate for :class:`RateLimiter`: ``rate`` tokens every ``per`` seconds.
+
+    Attributes:
+        rate: Tokens added every ``per`` seconds.
+        per: The period in seconds (``60`` for "per minute").
+        burst: The bucket's capacity, the most tokens available at once. ``None`` means a
+            tenth of ``rate``, at least one token.
+    """
+
+    rate: float
+    per: float = 1.0
+    burst: float | None = None
+
+
+def _default_burst(rate: float) -> float:
+    # A tenth of a period's worth: smooth pacing that still absorbs event-loop latency
+    # (a late timer refills the bucket instead of losing tokens), and at most 1.1 x rate
+    # in any window of one period.
+    return max(1.0, rate / 10)
+
+
+class _Bucket:
+    """One rate of a multi-rate limiter (the first rate lives in the limiter itself)."""
+
+    __slots__ = ("capacity", "level", "per_second")
+
+    def __init__(self, per_second: float, capacity: float) -> None:
+        self.per_second = per_second
+        self.capacity = capacity
+        self.level = capacity
+
+
+class _Waiter:
+    __slots__ = ("future", "tokens")
+
+    def __init__(self, future: asyncio.Future[bool], tokens: float) -> None:
+        self.future = future
+        self.tokens = tokens
+
+
+def _check_limit(limit: Limit, prefix: str) -> tuple[float, float]:
+    rate = require_positive(f"{prefix}rate", limit.rate)
+    per = require_positive(f"{prefix}per", limit.per)
+    burst = limit.burst
+    burst = _default_burst(rate) if burst is None else require_positive(f"{prefix}burst", burst)
+    return rate / per, float(burst)
+
+
+@final
+class RateLimiter:
+    """A token bucket: ``rate`` tokens per second, at most ``burst`` available at once.
+
+    ``acquire(tokens)`` returns at once while the bucket holds the tokens and otherwise
+    waits its turn: waiters are served first come, first served, with a single timer for the
+    head of the queue. The bucket starts full.
+
+    Several rates can be enforced together (say 10 per second and 500 per minute): a request
+    is granted only when every bucket holds its tokens, and then takes them from all of them.
+
+    Example:
+        >>> limiter = RateLimiter(10, burst=5)
+        >>> limiter.try_acquire(5)
+        True
+        >>> limiter.try_acquire()
+        False
+
+    Args:
+        rate: Tokens added per ``per`` seconds.
+        burst: The capacity: the most tokens available at once, and so the largest request.
+            ``None`` means a tenth of ``rate``, at least one token; then no window of one
+            period ever sees more than ``1.1 * rate`` tokens taken.
+        per: The period of ``rate`` in seconds.
+        limits: Further rates enforced atomically with the first one.
+        oversize: What a request larger than ``burst`` does: ``"error"`` raises
+            :class:`~mtaio.exceptions.ConfigurationError`; ``"borrow"`` waits for a full
+            bucket and then takes the tokens, leaving the bucket in debt so the rate holds.
+        clock: A monotonic clock in seconds. ``None`` uses the running loop's clock, which
+            virtual-time test tools (looptime) control.
+
+    Raises:
+        ConfigurationError: If a rate, period or burst is not positive.
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = (
+        "_acquired",
+        "_capacity",
+        "_clock",
+        "_extra",
+        "_last",
+        "_level",
+        "_loop",
+        "_max_tokens",
+        "_per_second",
+        "_time",
+        "_timer",
+        "_waiters",
+        "_waiting",
+    )
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float | None = None,
+        *,
+        per: float = 1.0,
+        limits: Iterable[Limit] = (),
+        oversize: Literal["error", "borrow"] = "error",
+        clock: Clock | None = None,
+    ) -> None:
+        self._per_second, self._capacity = _check_limit(Limit(rate, per, burst), "")
+        self._extra: tuple[_Bucket, ...] = tuple(
+            _Bucket(*_check_limit(Limit(*lim), f"limits[{i}].")) for i, lim in enumerate(limits)
+        )
+        require_choice("oversize", oversize, ("error", "borrow"))
+        caps = [self._capacity, *(b.capacity for b in self._extra)]
+        self._max_tokens = float("inf") if oversize == "borrow" else min(caps)
+        self._level = self._capacity
+        self._clock = clock
+        self._time: Clock = clock if clock is not None else time.monotonic
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._last: float | None = None
+        self._waiters: deque[_Waiter] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._waiting = 0
+        self._acquired = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"RateLimiter(rate={self.rate!r}/s, burst={self._capacity!r}, waiting={self._waiting})"
+        )
+
+    @property
+    def rate(self) -> float:
+        """Tokens added per second by the first rate."""
+        return self._per_second
+
+    @property
+    def burst(self) -> float:
+        """The capacity of the first rate's bucket."""
+        return self._capacity
+
+    # -- clock ---------------------------------------------------------------------------
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Adopt ``loop``'s clock (called when used from a new loop)."""
+        if self._loop is not None and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._loop = loop
+        if self._clock is None:
+            # asyncio's own loop.time() is time.monotonic(); calling that directly saves a
+            # method call on every acquire. Any other clock (looptime's virtual one, uvloop)
+            # is used as is.
+            own = type(loop).time is asyncio.BaseEventLoop.time
+            self._time = time.monotonic if own else loop.time
+
+    def _now(self) -> float:
+        if self._clock is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return time.monotonic()
+            if loop is not self._loop:
+                self._bind(loop)
+        return self._time()
+
+    def _refill(self, now: float) -> None:
+        last = self._last
+        self._last = now
+        if last is None:
+            return
+        elapsed = now - last
+        if elapsed <= 0:
+            return
+        level = self._level + elapsed * self._per_second
+        self._level = self._capacity if level > self._capacity else level
+        for b in self._extra:
+            level = b.level + elapsed * b.per_second
+            b.level = b.capacity if level > b.capacity else level
+
+    def _deficit(self, tokens: float) -> float:
+        """Seconds until every bucket can serve ``tokens`` (<= 0: now)."""
+        need = tokens if tokens < self._capacity else self._capacity
+        wait = (need - self._level) / self._per_second
+        for b in self._extra:
+            need = tokens if tokens < b.capacity else b.capacity
+            w = (need - b.level) / b.per_second
+            if w > wait:
+                wait = w
+        return wait
+
+    def _take(self, tokens: float) -> None:
+        self._level -= tokens
+        for b in self._extra:
+            b.level -= tokens
+        self._acquired += 1
+
+    def _give_back(self, tokens: float) -> None:
+        self._refill(self._now())
+        self._level = min(self._capacity, self._level + tokens)
+        for b in self._extra:
+            b.level = min(b.capacity, b.level + tokens)
+        self._acquired -= 1
+
+    def _validate(self, tokens: float) -> None:
+        try:
+            if 0.0 < tokens <= self._max_tokens:
+                return
+        except TypeError:
+            pass
+        self._check_tokens(tokens)
+
+    def _check_tokens(self, tokens: object) -> NoReturn:
+        if isinstance(tokens, bool) or not isinstance(tokens, int | float):
+            raise ConfigurationTypeError(f"tokens must be a positive number, got {tokens!r}")
+        if not tokens > 0:
+            raise ConfigurationError(f"tokens must be a positive number (> 0), got {tokens!r}")
+        raise ConfigurationError(
+            f"tokens={tokens!r} exceeds the bucket capacity (burst={self._max_tokens!r}): "
+            "such a request could never be granted"
+        )
+
+    # -- acquiring -----------------------------------------------------------------------
+
+    async def acquire(self, tokens: float = 1.0, timeout: float | None = None) -> None:  # noqa: ASYNC109 - a wait bound, as in asyncio.Queue-style APIs
+        """Wait until ``tokens`` are available, then take them.
+
+        Args:
+            tokens: How many tokens (may be fractional).
+            timeout: Seconds to wait at most; ``None`` waits as long as needed.
+
+        Raises:
+            ConfigurationError: If ``tokens`` is not positive or exceeds the capacity, or
+                ``timeout`` is negative.
+            ResourceLimitError: If ``timeout`` passes first; nothing is taken then.
+        """
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._bind(loop)
+        try:
+            if not 0.0 < tokens <= self._max_tokens:
+                self._check_tokens(tokens)
+        except TypeError:
+            self._check_tokens(tokens)
+        if timeout is not None:
+            require_non_negative("timeout", timeout)
+        if not self._waiters:
+            # The fast path: the same arithmetic as a hand-written bucket, inlined.
+            now = self._time()
+            last = self._last
+            self._last = now
+            if last is not None and now > last:
+                level = self._level + (now - last) * self._per_second
+                self._level = self._capacity if level > self._capacity else level
+                for b in self._extra:
+                    level = b.level + (now - last) * b.per_second
+                    b.level = b.capacity if level > b.capacity else level
+            if self._level >= tokens and (not self._extra or self._deficit(tokens) <= 0):
+                self._level -= tokens
+                for b in self._extra:
+                    b.level -= tokens
+                self._acquired += 1
+                return
+        await self._wait(loop, tokens, timeout)
+
+    async def _wait(
+        self, loop: asyncio.AbstractEventLoop, tokens: float, patience: float | None
+    ) -> None:
+        timeout = patience
+        future: asyncio.Future[bool] = loop.create_future()
+        waiter = _Waiter(future, tokens)
+        self._waiters.append(waiter)
+        self._waiting += 1
+        handle = None
+        try:
+            if self._waiters[0] is waiter:
+                self._wake()
+            if timeout is not None and not future.done():
+                handle = loop.call_later(timeout, _expire, future)
+            try:
+                granted = await future
+            except BaseException:
+                if future.done() and not future.cancelled() and future.result():
+                    # served, then cancelled before it could run: the tokens go back
+                    self._give_back(tokens)
+                self._wake()
+                raise
+            if not granted:
+                self._wake()
+                raise ResourceLimitError(
+                    f"rate limiter: {tokens!r} token(s) not available within {timeout!r} s"
+                )
+        finally:
+            self._waiting -= 1
+            if handle is not None:
+                handle.cancel()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._wake()
+
+    def _wake(self) -> None:
+        """Serve the waiters the buckets can serve now; arm one timer for the next head."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        waiters = self._waiters
+        if not waiters:
+            return
+        self._refill(self._time())
+        while waiters:
+            head = waiters[0]
+            future = head.future
+            if future.done():  # cancelled or timed out: it holds nothing
+                waiters.popleft()
+                continue
+            deficit = self._deficit(head.tokens)
+            if deficit > _EPSILON:
+                assert self._loop is not None
+                self._timer = self._loop.call_later(deficit, self._on_timer)
+                return
+            waiters.popleft()
+            self._take(head.tokens)
+            future.set_result(True)
+
+    def try_acquire(self, tokens: float = 1.0) -> bool:
+        """Take ``tokens`` if they are available now, without waiting.
+
+        Waiting tasks keep their turn: while any task waits, this returns ``False``.
+
+        Args:
+            tokens: How many tokens.
+
+        Returns:
+            Whether the tokens were taken.
+
+        Raises:
+            ConfigurationError: If ``tokens`` is not positive or exceeds the capacity.
+        """
+        self._validate(tokens)
+        if self._waiting:
+            return False
+        self._refill(self._now())
+        if self._deficit(tokens) > 0:
+            return False
+        self._take(tokens)
+        return True
+
+    def available(self) -> float:
+        """The tokens that could be taken now (the smallest level over all rates)."""
+        self._refill(self._now())
+        return min([self._level, *(b.level for b in self._extra)])
+
+    def stats(self) -> dict[str, float]:
+        """Counts to graph.
+
+        Returns:
+            ``rate`` (tokens per second), ``burst``, ``available`` tokens, ``waiting``
+            tasks and ``acquired`` (requests granted so far).
+        """
+        return {
+            "rate": self._per_second,
+            "burst": self._capacity,
+            "available": self.available(),
+            "waiting": self._waiting,
+            "acquired": self._acquired,
+        }
+
+    # -- sugar ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> RateLimiter:
+        await self.acquire()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    @overload
+    def limit(
+        self, func: Callable[_P, Awaitable[_R]], /
+    ) -> Callable[_P, Coroutine[Any, Any, _R]]: ...
+
+    @overload
+    def limit(
+        self, *, tokens: float = 1.0, timeout: float | None = None
+    ) -> Callable[[Callable[_P, Awaitable[_R]]], Callable[_P, Coroutine[Any, Any, _R]]]: ...
+
+    def limit(
+        self,
+        func: Callable[..., Awaitable[Any]] | None = None,
+        *,
+        tokens: float = 1.0,
+        timeout: float | None = None,
+    ) -> Any:
+        """Decorate a coroutine function so each call first acquires ``tokens``.
+
+        Use it bare (``@limiter.limit``) or with arguments (``@limiter.limit(tokens=2)``).
+
+        Args:
+            func: The coroutine function, when used bare.
+            tokens: Tokens per call.
+            timeout: Seconds each call waits at most for its tokens.
+
+        Returns:
+            The wrapped function, or a decorator when called with arguments only.
+        """
+        self._validate(tokens)
+        if timeout is not None:
+            require_non_negative("timeout", timeout)
+
+        def acquire() -> Awaitable[None]:
+            return self.acquire(tokens, timeout)
+
+        def decorate(
+            fn: Callable[_P, Awaitable[_R]],
+        ) -> Callable[_P, Coroutine[Any, Any, _R]]:
+            return guard(fn, acquire, None, "RateLimiter.limit")
+
+        return decorate if func is None else decorate(func)
+
+
+def _expire(future: asyncio.Future[bool]) -> None:
+    if not future.done():
+        future.set_result(False)
+
+
+@final
+class KeyedRateLimiter(Generic[_K]):
+    """One token bucket per key (per user, per host), with a bound on the number of keys.
+
+    Buckets are created on first use. When ``max_keys`` are held, the least recently used
+    bucket nobody waits on is dropped; a dropped key starts again with a full bucket, so keep
+    the bound above the number of keys active within ``burst / rate`` seconds.
+
+    Args:
+        rate: Tokens per ``per`` seconds for every key.
+        burst: Capacity of every bucket (see :class:`RateLimiter`).
+        per: The period of ``rate`` in seconds.
+        limits: Further rates enforced for every key.
+        max_keys: The most buckets kept at once.
+        clock: A monotonic clock; ``None`` uses the running loop's.
+
+    Raises:
+        ConfigurationError: On a non-positive rate, burst, period or ``max_keys``.
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = ("_buckets", "_factory", "_max_keys")
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float | None = None,
+        *,
+        per: float = 1.0,
+        limits: Iterable[Limit] = (),
+        max_keys: int = 10_000,
+        clock: Clock | None = None,
+    ) -> None:
+        extra = tuple(limits)
+        RateLimiter(rate, burst, per=per, limits=extra, clock=clock)  # validate now
+
+        def factory() -> RateLimiter:
+            return RateLimiter(rate, burst, per=per, limits=extra, clock=clock)
+
+        self._factory = factory
+        self._max_keys = require_positive_int("max_keys", max_keys)
+        self._buckets: OrderedDict[_K, RateLimiter] = OrderedDict()
+
+    def _bucket(self, key: _K) -> RateLimiter:
+        buckets = self._buckets
+        bucket = buckets.get(key)
+        if bucket is not None:
+            buckets.move_to_end(key)
+            return bucket
+        if len(buckets) >= self._max_keys:
+            for old, candidate in buckets.items():
+                if not candidate._waiting:
+                    del buckets[old]
+                    break
+            else:
+                logger.warning("KeyedRateLimiter: every one of %d keys is busy", len(buckets))
+        bucket = buckets[key] = self._factory()
+        return bucket
+
+    async def acquire(
+        self,
+        key: _K,
+        tokens: float = 1.0,
+        timeout: float | None = None,  # noqa: ASYNC109 - a bound on the wait in line
+    ) -> None:
+        """Wait for ``tokens`` from ``key``'s bucket (see :meth:`RateLimiter.acquire`).
+
+        Args:
+            key: Whose bucket.
+            tokens: How many tokens.
+            timeout: Seconds to wait at most.
+
+        Raises:
+            ResourceLimitError: If ``timeout`` passes first.
+        """
+        await self._bucket(key).acquire(tokens, timeout)
+
+    def try_acquire(self, key: _K, tokens: float = 1.0) -> bool:
+        """Take ``tokens`` from ``key``'s bucket if available now.
+
+        Args:
+            key: Whose bucket.
+            tokens: How many tokens.
+
+        Returns:
+            Whether they were taken.
+        """
+        return self._bucket(key).try_acquire(tokens)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._buckets
+
+    def stats(self) -> dict[str, float]:
+        """Counts to graph: ``keys``, ``waiting`` and ``acquired`` summed over the keys."""
+        buckets = list(self._buckets.values())
+        return {
+            "keys": len(buckets),
+            "max_keys": self._max_keys,
+            "waiting": sum(b._waiting for b in buckets),
+            "acquired": sum(b._acquired for b in buckets),
+        }
