@@ -1,11 +1,49 @@
 """Task execution with concurrency, rate and priority control, cancellation-safe queues and latches.
 
 Layout: the implementation lives in private modules (``_*.py``); this module re-exports
-the public API and lists it in ``__all__``.
+the public API and lists it in ``__all__``. ``_executor.py`` holds :class:`TaskExecutor`
+and its handles and streams, ``_queues.py`` the queues, ``_latch.py`` :class:`Latch`,
+``_errors.py`` the errors of this portion (subclasses of :mod:`mtaio.exceptions` classes).
 """
 
 from importlib.metadata import version as _version
 
+from ._errors import ExecutorClosedError as ExecutorClosedError
+from ._errors import QueueClosedError as QueueClosedError
+from ._errors import QueueEmptyError as QueueEmptyError
+from ._errors import QueueFullError as QueueFullError
+from ._executor import DEFAULT_MAP_LIMIT as DEFAULT_MAP_LIMIT
+from ._executor import ResultStream as ResultStream
+from ._executor import TaskExecutor as TaskExecutor
+from ._executor import TaskHandle as TaskHandle
+from ._latch import Latch as Latch
+from ._queues import AsyncQueue as AsyncQueue
+from ._queues import LIFOQueue as LIFOQueue
+from ._queues import PriorityQueue as PriorityQueue
+
 __version__: str = _version("mtaio-core")
 
-__all__ = ()
+__all__ = (
+    # execution
+    "TaskExecutor",
+    "TaskHandle",
+    "ResultStream",
+    "DEFAULT_MAP_LIMIT",
+    # queues and synchronisation
+    "AsyncQueue",
+    "PriorityQueue",
+    "LIFOQueue",
+    "Latch",
+    # errors
+    "ExecutorClosedError",
+    "QueueClosedError",
+    "QueueEmptyError",
+    "QueueFullError",
+)
+
+# Reprs and tracebacks name the public path (mtaio.core.TaskExecutor), not the private module.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type):
+        _obj.__module__ = __name__
+del _name, _obj
