@@ -2,10 +2,58 @@
 
 Layout: the implementation lives in private modules (``_*.py``); this module re-exports
 the public API and lists it in ``__all__``.
+
+* ``_event``: :class:`Event`, :class:`EventPriority` and the dotted glob patterns.
+* ``_emitter``: :class:`EventEmitter` (priorities, wildcards, operators, batching).
+* ``_channel``: :class:`Channel`, :class:`Subscriber`, :class:`Message` (pub/sub).
 """
 
 from importlib.metadata import version as _version
 
+from ._channel import Channel as Channel
+from ._channel import ChannelClosedError as ChannelClosedError
+from ._channel import ChannelStats as ChannelStats
+from ._channel import Message as Message
+from ._channel import OverflowPolicy as OverflowPolicy
+from ._channel import Subscriber as Subscriber
+from ._channel import SubscriberStats as SubscriberStats
+from ._emitter import EmitterStats as EmitterStats
+from ._emitter import ErrorPolicy as ErrorPolicy
+from ._emitter import EventEmitter as EventEmitter
+from ._emitter import Handler as Handler
+from ._event import Event as Event
+from ._event import EventPriority as EventPriority
+
 __version__: str = _version("mtaio-events")
 
-__all__ = ()
+__all__ = (
+    "Event",
+    "EventPriority",
+    "EventEmitter",
+    "EmitterStats",
+    "ErrorPolicy",
+    "Handler",
+    "Channel",
+    "Subscriber",
+    "Message",
+    "ChannelClosedError",
+    "ChannelStats",
+    "SubscriberStats",
+    "OverflowPolicy",
+)
+
+# Reprs and tracebacks name the public path (mtaio.events.EventEmitter), not the module.
+for _name in (
+    "Event",
+    "EventPriority",
+    "EventEmitter",
+    "EmitterStats",
+    "Channel",
+    "Subscriber",
+    "Message",
+    "ChannelClosedError",
+    "ChannelStats",
+    "SubscriberStats",
+):
+    globals()[_name].__module__ = __name__
+del _name

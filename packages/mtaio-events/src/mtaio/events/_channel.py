@@ -1,0 +1,532 @@
+"""Pub/sub channels: topic patterns, bounded subscriber queues, slow-consumer policies.
+
+Each subscriber owns a bounded deque. ``publish`` appends to every matching subscriber's
+deque without awaiting, so a slow subscriber costs the publisher nothing unless it chose
+the ``"block"`` policy; those are served last, after everyone else already has the message.
+Routes (the subscribers matching a topic) are cached per topic and dropped on every
+subscribe or unsubscribe, so publishing is one dict lookup plus the appends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Generic, Literal, TypeAlias, TypeVar, final
+
+from mtaio.exceptions import (
+    ConfigurationTypeError,
+    EventError,
+    TimeoutError,
+    require_choice,
+    require_positive,
+    require_positive_int,
+)
+
+from ._event import check_name, compile_pattern
+
+__all__ = (
+    "Channel",
+    "ChannelClosedError",
+    "ChannelStats",
+    "Message",
+    "OverflowPolicy",
+    "Subscriber",
+    "SubscriberStats",
+)
+
+T = TypeVar("T")
+
+OverflowPolicy: TypeAlias = Literal["block", "drop_oldest", "drop_newest", "disconnect"]
+"""What ``publish`` does when a subscriber's queue is full; see :meth:`Channel.subscribe`."""
+_POLICIES = ("block", "drop_oldest", "drop_newest", "disconnect")
+_ROUTE_CACHE_LIMIT = 4096
+
+
+class ChannelClosedError(EventError):
+    """The channel or the subscriber is closed (or the subscriber was disconnected).
+
+    Raised by :meth:`Subscriber.receive` once the queue is drained, and by
+    :meth:`Channel.publish` / :meth:`Channel.subscribe` on a closed channel.
+    """
+
+
+@final
+class Message(Generic[T]):
+    """A message received from a :class:`Channel`.
+
+    Attributes:
+        data: The payload.
+        topic: The topic it was published under (``None`` when published without one).
+        metadata: Extra information given to ``publish`` (an empty dict by default).
+    """
+
+    __slots__ = ("data", "metadata", "topic")
+
+    def __init__(
+        self, data: T, topic: str | None = None, metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        self.data = data
+        self.topic = topic
+        self.metadata: dict[str, Any] = {} if metadata is None else dict(metadata)
+
+    def __repr__(self) -> str:
+        return f"Message({self.data!r}, topic={self.topic!r}, metadata={self.metadata!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message):
+            return NotImplemented
+        return (self.data, self.topic, self.metadata) == (other.data, other.topic, other.metadata)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class SubscriberStats:
+    """Counters of a :class:`Subscriber`.
+
+    Attributes:
+        received: Messages taken out with ``receive``/iteration.
+        queued: Messages waiting now.
+        dropped: Messages lost to the overflow policy (``drop_oldest``/``drop_newest``).
+        disconnected: Whether the ``disconnect`` policy removed this subscriber.
+    """
+
+    received: int
+    queued: int
+    dropped: int
+    disconnected: bool
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ChannelStats:
+    """Counters of a :class:`Channel`.
+
+    Attributes:
+        published: Calls to ``publish``.
+        delivered: Messages queued to subscribers.
+        dropped: Messages dropped by overflow policies, over all subscribers.
+        disconnected: Subscribers removed by the ``disconnect`` policy.
+        subscribers: Subscribers now.
+    """
+
+    published: int
+    delivered: int
+    dropped: int
+    disconnected: int
+    subscribers: int
+
+
+@final
+class Subscriber(Generic[T]):
+    """One subscription to a :class:`Channel`; create it with :meth:`Channel.subscribe`.
+
+    Receive with ``await receive()`` or ``async for message in subscriber``. Use it as an
+    async context manager (or call :meth:`unsubscribe`) to leave the channel. When the
+    channel closes, the messages already queued are still delivered, then iteration ends
+    and ``receive`` raises :class:`ChannelClosedError`.
+    """
+
+    __slots__ = (
+        "_buffer",
+        "_channel",
+        "_closed",
+        "_dropped",
+        "_getters",
+        "_matchers",
+        "_maxsize",
+        "_overflow",
+        "_putters",
+        "_reason",
+        "_received",
+        "topics",
+    )
+
+    def __init__(
+        self,
+        channel: Channel[T],
+        topics: tuple[str, ...] | None,
+        maxsize: int,
+        overflow: OverflowPolicy,
+    ) -> None:
+        self._channel = channel
+        self.topics = topics
+        self._matchers: tuple[Callable[[str], bool], ...] | None = (
+            None if topics is None else tuple(compile_pattern(t) for t in topics)
+        )
+        self._maxsize = maxsize
+        self._overflow = overflow
+        self._buffer: deque[Message[T]] = deque()
+        self._getters: deque[asyncio.Future[None]] = deque()
+        self._putters: deque[asyncio.Future[None]] = deque()
+        self._closed = False
+        self._reason = ""
+        self._received = 0
+        self._dropped = 0
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (
+            f"<Subscriber topics={self.topics!r} queued={len(self._buffer)}/{self._maxsize} "
+            f"overflow={self._overflow!r} {state}>"
+        )
+
+    @property
+    def closed(self) -> bool:
+        """Whether the subscription has ended (unsubscribed, disconnected or channel closed)."""
+        return self._closed
+
+    def matches(self, topic: str | None) -> bool:
+        """Tell whether a message published under ``topic`` reaches this subscriber."""
+        if self._matchers is None:
+            return True
+        if topic is None:
+            return False
+        return any(m(topic) for m in self._matchers)
+
+    def qsize(self) -> int:
+        """Messages waiting to be received."""
+        return len(self._buffer)
+
+    # -- publisher side (called by the channel, never awaits unless blocking)
+
+    def _offer(self, message: Message[T]) -> int:
+        """Queue without waiting: 1 queued, 0 not delivered, -1 full and blocking."""
+        if self._closed:
+            return 0
+        buffer = self._buffer
+        if len(buffer) < self._maxsize:
+            buffer.append(message)
+            if self._getters:
+                self._wake(self._getters)
+            return 1
+        policy = self._overflow
+        if policy == "drop_oldest":
+            buffer.popleft()
+            buffer.append(message)
+            self._dropped += 1
+            self._channel._dropped += 1
+            return 1
+        if policy == "drop_newest":
+            self._dropped += 1
+            self._channel._dropped += 1
+            return 0
+        if policy == "disconnect":
+            self._channel._disconnected += 1
+            self._close("disconnected: the subscriber fell behind (queue full)")
+            return 0
+        return -1
+
+    async def _put(self, message: Message[T]) -> int:
+        """Queue, waiting for room (the ``block`` policy)."""
+        loop = asyncio.get_running_loop()
+        while not self._closed and len(self._buffer) >= self._maxsize:
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._putters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._putters:
+                    self._putters.remove(waiter)
+        return self._offer(message)
+
+    @staticmethod
+    def _wake(waiters: deque[asyncio.Future[None]]) -> None:
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _close(self, reason: str) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._reason = reason
+        self._channel._remove(self)
+        for waiters in (self._getters, self._putters):
+            while waiters:
+                waiter = waiters.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    # -- consumer side
+
+    async def receive(self, timeout: float | None = None) -> Message[T]:  # noqa: ASYNC109
+        """Return the next message, waiting for one if the queue is empty.
+
+        Args:
+            timeout: Seconds to wait at most; ``None`` waits forever.
+
+        Raises:
+            ChannelClosedError: If the subscription has ended and nothing is left queued.
+            TimeoutError: If ``timeout`` elapsed first (also the builtin ``TimeoutError``).
+        """
+        if timeout is not None:
+            require_positive("timeout", timeout)
+        if not self._buffer:
+            if timeout is None:
+                await self._wait()
+            else:
+                try:
+                    async with asyncio.timeout(timeout):
+                        await self._wait()
+                except builtins.TimeoutError as exc:
+                    raise TimeoutError(f"no message within {timeout} s", timeout=timeout) from exc
+        message = self._buffer.popleft()
+        self._received += 1
+        if self._putters:
+            self._wake(self._putters)
+        return message
+
+    async def _wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._buffer:
+            if self._closed:
+                raise ChannelClosedError(f"subscriber is closed ({self._reason})")
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._getters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._getters:
+                    self._getters.remove(waiter)
+                    # a message meant for us may go to another waiting receiver instead
+                    if self._buffer and self._getters:
+                        self._wake(self._getters)
+
+    def receive_nowait(self) -> Message[T] | None:
+        """Return the next queued message, or ``None`` if none is waiting."""
+        if not self._buffer:
+            return None
+        message = self._buffer.popleft()
+        self._received += 1
+        if self._putters:
+            self._wake(self._putters)
+        return message
+
+    def __aiter__(self) -> Subscriber[T]:
+        return self
+
+    async def __anext__(self) -> Message[T]:
+        try:
+            return await self.receive()
+        except ChannelClosedError:
+            raise StopAsyncIteration from None
+
+    async def unsubscribe(self) -> None:
+        """Leave the channel; queued messages can still be received, then it ends."""
+        self._close("unsubscribed")
+
+    close = unsubscribe
+
+    async def __aenter__(self) -> Subscriber[T]:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.unsubscribe()
+
+    def stats(self) -> SubscriberStats:
+        """Counters: received, queued, dropped, disconnected."""
+        return SubscriberStats(
+            received=self._received,
+            queued=len(self._buffer),
+            dropped=self._dropped,
+            disconnected=self._reason.startswith("disconnected"),
+        )
+
+
+@final
+class Channel(Generic[T]):
+    """A pub/sub channel: publishers send messages under topics, subscribers filter them.
+
+    Example:
+        >>> import asyncio
+        >>> async def main():
+        ...     async with Channel[str]("news") as channel:
+        ...         sub = await channel.subscribe(["user.*"])
+        ...         await channel.publish("hi", topic="user.login")
+        ...         return (await sub.receive()).data
+        >>> asyncio.run(main())
+        'hi'
+
+    Args:
+        name: A label for ``repr`` and errors.
+    """
+
+    __slots__ = (
+        "_closed",
+        "_delivered",
+        "_disconnected",
+        "_dropped",
+        "_published",
+        "_routes",
+        "_subscribers",
+        "name",
+    )
+
+    def __init__(self, name: str = "channel") -> None:
+        self.name = check_name("name", name)
+        self._subscribers: dict[Subscriber[T], None] = {}  # insertion-ordered set
+        self._routes: dict[str | None, tuple[Subscriber[T], ...]] = {}
+        self._closed = False
+        self._published = 0
+        self._delivered = 0
+        self._dropped = 0
+        self._disconnected = 0
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<Channel {self.name!r} subscribers={len(self._subscribers)} {state}>"
+
+    @property
+    def subscriber_count(self) -> int:
+        """Subscribers now."""
+        return len(self._subscribers)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    async def subscribe(
+        self,
+        topics: Iterable[str] | str | None = None,
+        *,
+        maxsize: int = 1000,
+        overflow: OverflowPolicy = "drop_oldest",
+    ) -> Subscriber[T]:
+        """Subscribe to the messages whose topic matches one of ``topics``.
+
+        Args:
+            topics: Dotted glob patterns (``["user.*", "system.*"]``) or one pattern;
+                ``None`` receives every message, including those without a topic.
+            maxsize: The subscriber's queue bound.
+            overflow: What ``publish`` does when the queue is full: ``"drop_oldest"``
+                (default) discards the oldest queued message, ``"drop_newest"`` discards the
+                new one, ``"disconnect"`` ends the subscription, and ``"block"`` makes the
+                publisher wait for room (after serving every other subscriber).
+
+        Returns:
+            The new :class:`Subscriber`.
+
+        Raises:
+            ChannelClosedError: If the channel is closed.
+            ConfigurationError: On an empty topic, a non-positive ``maxsize`` or an unknown
+                ``overflow``.
+        """
+        if self._closed:
+            raise ChannelClosedError(f"channel {self.name!r} is closed")
+        patterns: tuple[str, ...] | None
+        if topics is None:
+            patterns = None
+        elif isinstance(topics, str):
+            patterns = (check_name("topics", topics),)
+        else:
+            try:
+                patterns = tuple(check_name("topics", t) for t in topics)
+            except TypeError:
+                raise ConfigurationTypeError(
+                    f"topics must be a str, an iterable of str or None, got {topics!r}"
+                ) from None
+        require_positive_int("maxsize", maxsize)
+        require_choice("overflow", overflow, _POLICIES)
+        subscriber = Subscriber(self, patterns, maxsize, overflow)
+        self._subscribers[subscriber] = None
+        self._routes.clear()
+        return subscriber
+
+    def _remove(self, subscriber: Subscriber[T]) -> None:
+        if self._subscribers.pop(subscriber, 0) is None:
+            self._routes.clear()
+
+    def _route(self, topic: str | None) -> tuple[Subscriber[T], ...]:
+        if topic is not None:
+            check_name("topic", topic)
+        route = tuple(s for s in self._subscribers if s.matches(topic))
+        if len(self._routes) >= _ROUTE_CACHE_LIMIT:
+            self._routes.clear()
+        self._routes[topic] = route
+        return route
+
+    async def publish(
+        self, data: T, topic: str | None = None, metadata: Mapping[str, Any] | None = None
+    ) -> int:
+        """Send ``data`` to every subscriber whose topics match ``topic``.
+
+        Args:
+            data: The payload.
+            topic: A topic name (not a pattern); ``None`` reaches only subscribers without
+                topics.
+            metadata: Extra information, copied into ``message.metadata``.
+
+        Returns:
+            How many subscribers got the message queued.
+
+        Raises:
+            ChannelClosedError: If the channel is closed.
+        """
+        if self._closed:
+            raise ChannelClosedError(f"channel {self.name!r} is closed")
+        try:
+            route = self._routes.get(topic)
+        except TypeError:
+            route = None
+        if route is None:
+            route = self._route(topic)
+        self._published += 1
+        message = Message(data, topic, metadata)
+        count = 0
+        blocked: list[Subscriber[T]] | None = None
+        for subscriber in route:
+            got = subscriber._offer(message)
+            if got < 0:
+                if blocked is None:
+                    blocked = []
+                blocked.append(subscriber)
+            else:
+                count += got
+        if blocked is not None:
+            for subscriber in blocked:
+                count += max(0, await subscriber._put(message))
+        self._delivered += count
+        return count
+
+    async def close(self) -> None:
+        """Close the channel: subscribers drain what is queued, then end."""
+        if self._closed:
+            return
+        self._closed = True
+        for subscriber in list(self._subscribers):
+            subscriber._close(f"channel {self.name!r} closed")
+
+    async def __aenter__(self) -> Channel[T]:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def stats(self) -> ChannelStats:
+        """Counters: published, delivered, dropped, disconnected, subscribers."""
+        return ChannelStats(
+            published=self._published,
+            delivered=self._delivered,
+            dropped=self._dropped,
+            disconnected=self._disconnected,
+            subscribers=len(self._subscribers),
+        )
