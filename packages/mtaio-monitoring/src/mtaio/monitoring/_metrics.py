@@ -217,7 +217,7 @@ class _Metric(Generic[_C]):
             labels: The labels as a mapping.
             **kw: Or as keyword arguments (merged with ``labels``).
         """
-        key = label_key({**labels, **kw} if labels else kw)
+        key = label_key({**dict(label_key(labels)), **kw}) if kw else label_key(labels)
         child = self._children.get(key)
         if child is None:
             child = self._children[key] = self._new_child()
