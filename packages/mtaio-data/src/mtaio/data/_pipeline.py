@@ -1,0 +1,908 @@
+"""Pipeline and Stage: typed processing stages with error policies and backpressure.
+
+Two engines run a pipeline. Without buffers and concurrency (the default) every item goes
+depth-first through the stages in the caller's task: no task, no queue, one await per stage.
+With ``buffer_size > 0`` or a stage with ``concurrency > 1``, ``stream``/``process_many``
+chain one async generator per stage, each stage read ahead by its own task through a bounded
+queue: the stages overlap in time and a slow stage blocks the ones before it (backpressure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import reprlib
+import time
+from abc import ABC, abstractmethod
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+)
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from types import CoroutineType, TracebackType
+from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar, cast, final, overload
+
+from mtaio.exceptions import (
+    ConfigurationError,
+    ConfigurationTypeError,
+    PipelineError,
+    StageError,
+    require_callable,
+    require_non_negative,
+    require_non_negative_int,
+    require_positive,
+    require_positive_int,
+)
+from mtaio.typing import call_maybe_async, is_async_callable
+
+from ._aio import aclose, buffered, ordered_map
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+New = TypeVar("New")
+T = TypeVar("T")
+
+logger = logging.getLogger("mtaio.data")
+
+_repr = reprlib.Repr()
+_repr.maxstring = 60
+_repr.maxother = 60
+
+
+# -- error policies --------------------------------------------------------------------
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """Error policy: hand a failed item to ``callback(item, error)`` and go on without it.
+
+    Args:
+        callback: A sync or async callable receiving the item and the exception.
+
+    .. versionadded:: 0.1
+    """
+
+    callback: Callable[[Any, Exception], Any]
+
+    def __post_init__(self) -> None:
+        require_callable("callback", self.callback)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Error policy: call the stage again, waiting ``backoff * factor**n`` seconds between tries.
+
+    Args:
+        attempts: Total tries, the first included.
+        backoff: The first wait, in seconds (loop time).
+        factor: Multiplier of the wait after each failed retry.
+        max_backoff: Ceiling of the wait.
+        retry_on: Only these exception types are retried; others go straight to ``then``.
+        then: What to do once the tries are used up: ``"raise"``, ``"skip"`` or a
+            :class:`DeadLetter`.
+
+    Raises:
+        ConfigurationError: For a non-positive ``attempts`` or a negative wait.
+
+    .. versionadded:: 0.1
+    """
+
+    attempts: int = 3
+    backoff: float = 0.1
+    factor: float = 2.0
+    max_backoff: float = 30.0
+    retry_on: tuple[type[Exception], ...] = (Exception,)
+    then: Literal["raise", "skip"] | DeadLetter = "raise"
+
+    def __post_init__(self) -> None:
+        require_positive_int("attempts", self.attempts)
+        require_non_negative("backoff", self.backoff)
+        require_positive("factor", self.factor)
+        require_non_negative("max_backoff", self.max_backoff)
+        _check_policy(self.then, "then", allow_retry=False)
+
+
+OnError: TypeAlias = Literal["raise", "skip"] | Retry | DeadLetter
+"""An error policy: ``"raise"`` (default), ``"skip"``, :class:`Retry`, :class:`DeadLetter`."""
+
+
+def _check_policy(policy: object, name: str, *, allow_retry: bool = True) -> None:
+    kinds: tuple[type, ...] = (Retry, DeadLetter) if allow_retry else (DeadLetter,)
+    if policy in ("raise", "skip") or isinstance(policy, kinds):
+        return
+    accepted = (
+        '"raise", "skip", Retry(...) or DeadLetter(...)'
+        if allow_retry
+        else ('"raise", "skip" or DeadLetter(...)')
+    )
+    raise ConfigurationError(f"{name} must be {accepted}, got {policy!r}")
+
+
+# -- stats -----------------------------------------------------------------------------
+
+
+@final
+@dataclass(slots=True)
+class _Counters:
+    items_in: int = 0
+    items_out: int = 0
+    failed: int = 0
+    retried: int = 0
+    skipped: int = 0
+    dead_lettered: int = 0
+    seconds: float = 0.0
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class StageStats:
+    """A snapshot of one stage's counters.
+
+    Attributes:
+        name: The stage's name.
+        items_in: Items given to the stage (retries not counted twice).
+        items_out: Items the stage passed on.
+        failed: Items on which the stage finally failed (raised, skipped or dead-lettered).
+        retried: Retries made.
+        skipped: Failed items skipped by the ``"skip"`` policy.
+        dead_lettered: Failed items handed to a :class:`DeadLetter` callback.
+        seconds: Time spent inside the stage, in seconds.
+
+    .. versionadded:: 0.1
+    """
+
+    name: str
+    items_in: int = 0
+    items_out: int = 0
+    failed: int = 0
+    retried: int = 0
+    skipped: int = 0
+    dead_lettered: int = 0
+    seconds: float = field(default=0.0)
+
+
+# -- stages ----------------------------------------------------------------------------
+
+
+class Stage(ABC, Generic[In, Out]):
+    """One step of a :class:`Pipeline`: subclass it and write ``async def process(item)``.
+
+    ``process`` returns the output, ``None`` when nothing is passed on for this item (a
+    filter, or a batcher still filling up), or an async iterator (an async generator
+    method works) to pass on several outputs for one input.
+
+    A subclass need not call ``super().__init__()``: the name, error policy, concurrency
+    and counters then take their class-level defaults.
+
+    Args:
+        name: The name used in errors and stats; defaults to the class name.
+        on_error: The error policy (see :data:`OnError`); ``"raise"`` by default.
+        concurrency: How many items ``stream``/``process_many`` may give this stage at once
+            (output order is kept). Only for stages without per-item state.
+
+    Raises:
+        ConfigurationError: For a bad ``on_error`` or ``concurrency``.
+
+    .. versionadded:: 0.1
+    """
+
+    _name: str | None = None
+    _counters: _Counters | None = None
+    on_error: OnError = "raise"
+    concurrency: int = 1
+
+    def __init__(
+        self, *, name: str | None = None, on_error: OnError = "raise", concurrency: int = 1
+    ) -> None:
+        if name is not None and not isinstance(name, str):
+            raise ConfigurationTypeError(f"name must be a string, got {name!r}")
+        _check_policy(on_error, "on_error")
+        self._name = name
+        self.on_error = on_error
+        self.concurrency = require_positive_int("concurrency", concurrency)
+
+    @property
+    def name(self) -> str:
+        """The stage's name (the class name unless one was given)."""
+        return self._name or type(self).__name__
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._name = value
+
+    def _stats(self) -> _Counters:
+        counters = self._counters
+        if counters is None:
+            counters = self._counters = _Counters()
+        return counters
+
+    def stats(self) -> StageStats:
+        """A snapshot of this stage's counters."""
+        c = self._stats()
+        return StageStats(
+            self.name,
+            c.items_in,
+            c.items_out,
+            c.failed,
+            c.retried,
+            c.skipped,
+            c.dead_lettered,
+            c.seconds,
+        )
+
+    @abstractmethod
+    def process(self, item: In) -> Awaitable[Out | AsyncIterator[Out] | None] | AsyncIterator[Out]:
+        """Process one item.
+
+        Args:
+            item: The input.
+
+        Returns:
+            The output, ``None`` to pass nothing on, or an async iterator of outputs.
+        """
+
+    async def flush(self) -> Out | AsyncIterator[Out] | None:
+        """Called when the input ends: return what is still held back (``None`` by default)."""
+        return None
+
+    async def setup(self) -> None:
+        """Prepare the stage; run when the pipeline's context is first entered."""
+
+    async def cleanup(self) -> None:
+        """Release what ``setup`` took; run after the pipeline's context is last exited."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+def _callable_name(fn: object) -> str:
+    return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn))
+
+
+@final
+class MapStage(Stage[In, Out]):
+    """A stage applying ``fn`` (sync or async) to every item.
+
+    Args:
+        fn: The function of one item.
+        name: Defaults to ``map(<fn name>)``.
+        on_error: The error policy.
+        concurrency: Items processed at once in ``stream``/``process_many``.
+
+    Raises:
+        ConfigurationTypeError: If ``fn`` is not callable.
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = ("_fn", "_is_async")
+
+    @overload
+    def __init__(
+        self: MapStage[In, Out],
+        fn: Callable[[In], Awaitable[Out]],
+        *,
+        name: str | None = None,
+        on_error: OnError = "raise",
+        concurrency: int = 1,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: MapStage[In, Out],
+        fn: Callable[[In], Out],
+        *,
+        name: str | None = None,
+        on_error: OnError = "raise",
+        concurrency: int = 1,
+    ) -> None: ...
+    def __init__(
+        self,
+        fn: Callable[[In], Any],
+        *,
+        name: str | None = None,
+        on_error: OnError = "raise",
+        concurrency: int = 1,
+    ) -> None:
+        require_callable("fn", fn)
+        super().__init__(
+            name=name or f"map({_callable_name(fn)})", on_error=on_error, concurrency=concurrency
+        )
+        self._fn = fn
+        self._is_async = is_async_callable(fn)
+
+    async def process(self, item: In) -> Out:
+        """Return ``fn(item)``, awaited if ``fn`` is async."""
+        if self._is_async:
+            return await cast("Callable[[In], Awaitable[Out]]", self._fn)(item)
+        return cast("Callable[[In], Out]", self._fn)(item)
+
+
+@final
+class FilterStage(Stage[T, T]):
+    """A stage passing on the items for which ``predicate`` (sync or async) is true.
+
+    Args:
+        predicate: The test of one item.
+        name: Defaults to ``filter(<predicate name>)``.
+        on_error: The error policy.
+        concurrency: Items tested at once in ``stream``/``process_many``.
+
+    Raises:
+        ConfigurationTypeError: If ``predicate`` is not callable.
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = ("_fn", "_is_async")
+
+    def __init__(
+        self,
+        predicate: Callable[[T], Any],
+        *,
+        name: str | None = None,
+        on_error: OnError = "raise",
+        concurrency: int = 1,
+    ) -> None:
+        require_callable("predicate", predicate)
+        super().__init__(
+            name=name or f"filter({_callable_name(predicate)})",
+            on_error=on_error,
+            concurrency=concurrency,
+        )
+        self._fn = predicate
+        self._is_async = is_async_callable(predicate)
+
+    async def process(self, item: T) -> T | None:
+        """Return ``item`` if the predicate holds, else ``None``."""
+        ok = self._fn(item)
+        if self._is_async:
+            ok = await ok
+        return item if ok else None
+
+
+class BatchStage(Stage[T, Out]):
+    """A stage gathering items into lists of ``batch_size`` and passing on ``process_batch(batch)``.
+
+    The last partial batch is processed when the input ends (:meth:`flush`). Override
+    :meth:`process_batch` or pass ``process_batch=``; by default the batch itself is passed on.
+
+    Args:
+        batch_size: Items per batch.
+        process_batch: A sync or async function of the batch (a list).
+        name: Defaults to the class name.
+        on_error: The error policy (a retried batch is processed again as a whole).
+
+    Raises:
+        ConfigurationError: If ``batch_size`` is not a positive integer.
+        ConfigurationTypeError: If ``process_batch`` is not callable.
+
+    .. versionadded:: 0.1
+    """
+
+    @overload
+    def __init__(
+        self: BatchStage[T, list[T]],
+        batch_size: int,
+        process_batch: None = None,
+        *,
+        name: str | None = None,
+        on_error: OnError = "raise",
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: BatchStage[T, Out],
+        batch_size: int,
+        process_batch: Callable[[list[T]], Awaitable[Out]],
+        *,
+        name: str | None = None,
+        on_error: OnError = "raise",
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: BatchStage[T, Out],
+        batch_size: int,
+        process_batch: Callable[[list[T]], Out],
+        *,
+        name: str | None = None,
+        on_error: OnError = "raise",
+    ) -> None: ...
+    def __init__(
+        self,
+        batch_size: int,
+        process_batch: Callable[[list[T]], Any] | None = None,
+        *,
+        name: str | None = None,
+        on_error: OnError = "raise",
+    ) -> None:
+        super().__init__(name=name, on_error=on_error)
+        self.batch_size = require_positive_int("batch_size", batch_size)
+        if process_batch is not None:
+            require_callable("process_batch", process_batch)
+        self._fn = process_batch
+        self._batch: list[T] = []
+
+    async def process_batch(self, batch: list[T]) -> Out:
+        """Turn one batch into the output passed on; returns the batch by default."""
+        if self._fn is None:
+            return cast("Out", batch)
+        return cast("Out", await call_maybe_async(self._fn, batch))
+
+    async def process(self, item: T) -> Out | None:
+        """Add ``item``; when the batch is full, return ``process_batch(batch)``."""
+        batch = self._batch
+        batch.append(item)
+        if len(batch) < self.batch_size:
+            return None
+        self._batch = []
+        return await self.process_batch(batch)
+
+    async def flush(self) -> Out | None:
+        """Process and return the partial batch, if any."""
+        if not self._batch:
+            return None
+        batch, self._batch = self._batch, []
+        return await self.process_batch(batch)
+
+
+# -- pipeline --------------------------------------------------------------------------
+
+
+class _Drop:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "DROP"
+
+
+_DROP: Final = _Drop()
+
+
+class _Many:
+    """Several outputs for one input (a fan-out stage), distinct from an output that is a list."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+
+
+async def _settle(result: Any) -> Any:
+    """Await a stage result if needed and classify it: a value, ``_DROP`` or ``_Many``."""
+    if type(result) is CoroutineType or hasattr(result, "__await__"):
+        result = await result
+    if result is None:
+        return _DROP
+    if hasattr(type(result), "__anext__"):
+        # A failed attempt's outputs must not leak out, so a fan-out is read completely
+        # inside the stage's guarded region.
+        async with aclosing(result) if hasattr(result, "aclose") else _null():
+            return _Many([x async for x in result])
+    return result
+
+
+class _null:  # an async stand-in for contextlib.nullcontext
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+def _stage_error(stage: Stage[Any, Any], item: object, exc: Exception) -> StageError:
+    error = StageError(
+        f"stage {stage.name!r} failed on item {_repr.repr(item)}: {type(exc).__name__}: {exc}",
+        stage=stage.name,
+        item=item,
+    )
+    error.__cause__ = exc
+    return error
+
+
+class _Slot:
+    """A stage in a pipeline, with the policy and concurrency it runs under there."""
+
+    __slots__ = ("concurrency", "counters", "policy", "stage")
+
+    def __init__(self, stage: Stage[Any, Any], policy: OnError, concurrency: int) -> None:
+        self.stage = stage
+        self.policy = policy
+        self.concurrency = concurrency
+        self.counters = stage._stats()
+
+    async def apply(self, item: Any) -> Any:
+        counters = self.counters
+        counters.items_in += 1
+        start = time.perf_counter()
+        try:
+            try:
+                result = self.stage.process(item)
+                if type(result) is CoroutineType:
+                    result = await result
+                    if result is None:
+                        return _DROP
+                    if not hasattr(type(result), "__anext__"):
+                        counters.items_out += 1
+                        return result
+                result = await _settle(result)
+            except Exception as exc:
+                result = await self._failed(item, exc)
+            if result is not _DROP:
+                counters.items_out += len(result.items) if type(result) is _Many else 1
+            return result
+        finally:
+            counters.seconds += time.perf_counter() - start
+
+    async def flush(self) -> Any:
+        counters = self.counters
+        start = time.perf_counter()
+        try:
+            result = await _settle(self.stage.flush())
+        except Exception as exc:
+            counters.failed += 1
+            raise _stage_error(self.stage, None, exc) from exc
+        finally:
+            counters.seconds += time.perf_counter() - start
+        if result is not _DROP:
+            counters.items_out += len(result.items) if type(result) is _Many else 1
+        return result
+
+    async def _failed(self, item: Any, exc: Exception) -> Any:
+        policy = self.policy
+        if isinstance(policy, Retry):
+            delay = policy.backoff
+            for _ in range(policy.attempts - 1):
+                if not isinstance(exc, policy.retry_on):
+                    break
+                await asyncio.sleep(delay)
+                delay = min(delay * policy.factor, policy.max_backoff)
+                self.counters.retried += 1
+                try:
+                    return await _settle(self.stage.process(item))
+                except Exception as again:
+                    exc = again
+            policy = policy.then
+        self.counters.failed += 1
+        if policy == "skip":
+            self.counters.skipped += 1
+            logger.debug("stage %r skipped item %s: %r", self.stage.name, _repr.repr(item), exc)
+            return _DROP
+        if isinstance(policy, DeadLetter):
+            self.counters.dead_lettered += 1
+            await call_maybe_async(policy.callback, item, exc)
+            return _DROP
+        raise _stage_error(self.stage, item, exc) from exc
+
+
+@final
+class Pipeline(Generic[In, Out]):
+    """A chain of :class:`Stage` objects that items flow through.
+
+    ``async with pipeline:`` runs every stage's ``setup()`` on the first entry and
+    ``cleanup()`` after the last exit; it may be entered by several tasks at once, and
+    cleanup runs on error and on cancellation too. ``process`` also works outside it.
+
+    Errors: under the default ``"raise"`` policy a failing stage raises
+    :class:`~mtaio.exceptions.StageError` (a ``PipelineError``) whose ``stage`` and ``item``
+    name the stage and the item and whose ``__cause__`` is the original exception.
+
+    Args:
+        buffer_size: 0 (default) runs items through the stages one at a time in the
+            caller's task. A positive size makes ``stream``/``process_many`` run every stage
+            concurrently, joined by queues holding at most ``buffer_size`` items.
+        stages: Stages to add right away.
+
+    Raises:
+        ConfigurationError: If ``buffer_size`` is negative.
+
+    Example:
+        >>> import asyncio
+        >>> p = Pipeline[int, int]().add_stage(MapStage(lambda x: x + 1))
+        >>> asyncio.run(p.process_many(range(3)))
+        [1, 2, 3]
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = ("_buffer_size", "_lock", "_ready", "_slots", "_users")
+
+    def __init__(self, buffer_size: int = 0, *, stages: Iterable[Stage[Any, Any]] = ()) -> None:
+        self._buffer_size = require_non_negative_int("buffer_size", buffer_size)
+        self._slots: list[_Slot] = []
+        self._users = 0
+        self._ready = False
+        self._lock = asyncio.Lock()
+        for stage in stages:
+            self.add_stage(stage)
+
+    @property
+    def buffer_size(self) -> int:
+        """The queue size between stages (0: no queues)."""
+        return self._buffer_size
+
+    @property
+    def stages(self) -> tuple[Stage[Any, Any], ...]:
+        """The stages, in order."""
+        return tuple(slot.stage for slot in self._slots)
+
+    def add_stage(
+        self,
+        stage: Stage[Any, New],
+        *,
+        on_error: OnError | None = None,
+        concurrency: int | None = None,
+    ) -> Pipeline[In, New]:
+        """Append ``stage``; returns the pipeline, so calls chain.
+
+        Args:
+            stage: The stage.
+            on_error: The policy here, overriding the stage's own ``on_error``.
+            concurrency: Overrides the stage's own ``concurrency``.
+
+        Raises:
+            ConfigurationTypeError: If ``stage`` is not a :class:`Stage`.
+            ConfigurationError: For a bad ``on_error`` or ``concurrency``.
+        """
+        if not isinstance(stage, Stage):
+            raise ConfigurationTypeError(
+                f"stage must be a mtaio.data.Stage instance, got {stage!r}"
+            )
+        policy = stage.on_error if on_error is None else on_error
+        _check_policy(policy, "on_error")
+        concurrency = stage.concurrency if concurrency is None else concurrency
+        require_positive_int("concurrency", concurrency)
+        self._slots.append(_Slot(stage, policy, concurrency))
+        return cast("Pipeline[In, New]", self)
+
+    def stats(self) -> list[StageStats]:
+        """Every stage's counters, in stage order."""
+        return [slot.stage.stats() for slot in self._slots]
+
+    # -- context ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> Pipeline[In, Out]:
+        self._users += 1
+        try:
+            async with self._lock:
+                if not self._ready:
+                    await self._setup()
+                    self._ready = True
+        except BaseException:
+            self._users -= 1
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._users -= 1
+        if self._users:
+            return
+        async with self._lock:
+            # Someone may have entered (and set up again) while we waited for the lock.
+            if self._idle():
+                self._ready = False
+                await self._cleanup([slot.stage for slot in self._slots], exc is None)
+
+    def _idle(self) -> bool:
+        return self._users == 0 and self._ready
+
+    async def _setup(self) -> None:
+        done: list[Stage[Any, Any]] = []
+        try:
+            for slot in self._slots:
+                await slot.stage.setup()
+                done.append(slot.stage)
+        except BaseException:
+            await self._cleanup(done, raise_errors=False)
+            raise
+
+    async def _cleanup(self, stages: list[Stage[Any, Any]], raise_errors: bool) -> None:
+        # Every stage gets its cleanup, in reverse order, even if an earlier one fails or
+        # the task is cancelled meanwhile; the cancellation is re-raised afterwards.
+        errors: list[Exception] = []
+        cancelled: asyncio.CancelledError | None = None
+        for stage in reversed(stages):
+            try:
+                await stage.cleanup()
+            except asyncio.CancelledError as exc:
+                cancelled = exc
+            except Exception as exc:
+                logger.exception("cleanup of stage %r failed", stage.name)
+                errors.append(exc)
+        if cancelled is not None:
+            raise cancelled
+        if errors and raise_errors:
+            raise PipelineError(f"cleanup of {len(errors)} stage(s) failed") from errors[0]
+
+    # -- processing ------------------------------------------------------------------
+
+    async def process(self, item: In) -> Out | None:
+        """Run one item through every stage.
+
+        Returns:
+            The final output, or ``None`` when a stage passed nothing on.
+
+        Raises:
+            StageError: When a stage fails under the ``"raise"`` policy.
+            PipelineError: When fan-out stages produced several outputs for this item (use
+                :meth:`process_all`).
+        """
+        slots = self._slots
+        for index, slot in enumerate(slots):
+            result = await slot.apply(item)
+            if result is _DROP:
+                return None
+            if type(result) is _Many:
+                out: list[Any] = []
+                for each in result.items:
+                    await self._push(index + 1, each, out)
+                if len(out) > 1:
+                    raise PipelineError(
+                        f"item {_repr.repr(item)} produced {len(out)} outputs; "
+                        "use process_all() or stream() with fan-out stages"
+                    )
+                return cast("Out", out[0]) if out else None
+            item = result
+        return cast("Out", item)
+
+    async def process_all(self, item: In) -> list[Out]:
+        """Run one item through every stage and return all its outputs (fan-out stages)."""
+        out: list[Any] = []
+        await self._push(0, item, out)
+        return out
+
+    async def flush(self) -> list[Out]:
+        """Call every stage's ``flush`` in order, running what they release through the rest.
+
+        ``process_many`` and ``stream`` do this when their input ends; call it yourself
+        after feeding items one by one with :meth:`process`.
+        """
+        out: list[Any] = []
+        await self._flush_from(0, out)
+        return out
+
+    async def process_many(self, items: Iterable[In] | AsyncIterable[In]) -> list[Out]:
+        """Run every item through the pipeline and return all outputs (``None`` results dropped)."""
+        async with aclosing(self.stream(items)) as results:
+            return [x async for x in results]
+
+    async def stream(self, items: Iterable[In] | AsyncIterable[In]) -> AsyncGenerator[Out, None]:
+        """Yield outputs as they come; stages are flushed when ``items`` ends.
+
+        Closing the generator early stops the stages and closes ``items`` if it is an async
+        generator.
+
+        Raises:
+            ConfigurationTypeError: If ``items`` is not iterable.
+        """
+        if not (hasattr(items, "__aiter__") or hasattr(items, "__iter__")):
+            raise ConfigurationTypeError(
+                f"items must be an iterable or async iterable, got {items!r}"
+            )
+        if self._buffer_size or any(slot.concurrency > 1 for slot in self._slots):
+            gen = self._concurrent(items)
+            try:
+                async for each in gen:
+                    yield each
+            finally:
+                await gen.aclose()
+            return
+        out: list[Any] = []
+        push = self._push
+        if hasattr(items, "__aiter__"):
+            it = cast("AsyncIterable[In]", items).__aiter__()
+            try:
+                async for item in it:
+                    await push(0, item, out)
+                    if out:
+                        for each in out:
+                            yield each
+                        out.clear()
+            finally:
+                await aclose(it)
+        else:
+            for item in cast("Iterable[In]", items):
+                await push(0, item, out)
+                if out:
+                    for each in out:
+                        yield each
+                    out.clear()
+        await self._flush_from(0, out)
+        for each in out:
+            yield each
+
+    async def _push(self, index: int, item: Any, out: list[Any]) -> None:
+        slots = self._slots
+        count = len(slots)
+        while index < count:
+            result = await slots[index].apply(item)
+            if result is _DROP:
+                return
+            if type(result) is _Many:
+                for each in result.items:
+                    await self._push(index + 1, each, out)
+                return
+            item = result
+            index += 1
+        out.append(item)
+
+    async def _flush_from(self, index: int, out: list[Any]) -> None:
+        slots = self._slots
+        for i in range(index, len(slots)):
+            result = await slots[i].flush()
+            if result is _DROP:
+                continue
+            for each in result.items if type(result) is _Many else (result,):
+                await self._push(i + 1, each, out)
+
+    async def _concurrent(
+        self, items: Iterable[Any] | AsyncIterable[Any]
+    ) -> AsyncGenerator[Any, None]:
+        size = self._buffer_size
+        gen: AsyncIterator[Any] = _source(items)
+        if size:
+            gen = buffered(gen, size)
+        for slot in self._slots:
+            gen = _run_slot(slot, gen, size)
+            if size:
+                gen = buffered(gen, size)
+        try:
+            async for each in gen:
+                yield each
+        finally:
+            await aclose(gen)
+
+
+async def _source(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
+    if hasattr(items, "__aiter__"):
+        it = cast("AsyncIterable[Any]", items).__aiter__()
+        try:
+            async for item in it:
+                yield item
+        finally:
+            await aclose(it)
+    else:
+        for item in items:
+            yield item
+
+
+async def _run_slot(slot: _Slot, up: AsyncIterator[Any], buffer_size: int) -> AsyncIterator[Any]:
+    """One stage as an async generator over its upstream (the concurrent engine)."""
+    if slot.concurrency > 1:
+        up = ordered_map(up, slot.apply, slot.concurrency, slot.concurrency + buffer_size)
+    else:
+        up = _applied(slot, up)
+    try:
+        async for result in up:
+            if result is _DROP:
+                continue
+            if type(result) is _Many:
+                for each in result.items:
+                    yield each
+            else:
+                yield result
+        result = await slot.flush()
+        if result is not _DROP:
+            for each in result.items if type(result) is _Many else (result,):
+                yield each
+    finally:
+        await aclose(up)
+
+
+async def _applied(slot: _Slot, up: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    apply = slot.apply
+    try:
+        async for item in up:
+            yield await apply(item)
+    finally:
+        await aclose(up)
