@@ -140,18 +140,35 @@ async def test_a_cancelled_waiter_consumes_nothing() -> None:
     assert limiter.stats()["acquired"] == 2
 
 
+async def _served_then_cancelled(limiter: RateLimiter) -> None:
+    """Cancel a waiter in the window between being served and running again."""
+    head = asyncio.create_task(limiter.acquire(2))  # blocks the queue: not enough tokens
+    second = asyncio.create_task(limiter.acquire(1))
+    await asyncio.sleep(0)
+    head.cancel()
+    await asyncio.sleep(0)  # the head's exit serves `second`, which has not run yet
+    assert limiter.stats()["acquired"] == 2  # the first acquire and `second`
+    second.cancel()
+    for task in (head, second):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
 @pytest.mark.looptime
 async def test_cancelled_after_being_served_gives_the_tokens_back() -> None:
-    limiter = RateLimiter(1, burst=1)
-    await limiter.acquire()
-    task = asyncio.create_task(limiter.acquire())
-    await asyncio.sleep(0)
-    await asyncio.sleep(0.999)
-    # the timer serves the head at t = 1; cancel it in the same loop iteration
-    asyncio.get_running_loop().call_later(0.001, task.cancel)
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert limiter.try_acquire()  # the token came back
+    limiter = RateLimiter(1, burst=2)
+    await limiter.acquire(1)
+    await _served_then_cancelled(limiter)
+    assert limiter.stats()["acquired"] == 1  # the grant was undone
+    assert limiter.try_acquire()  # and the token is back
+
+
+@pytest.mark.looptime
+async def test_several_rates_give_back_on_cancel_after_grant() -> None:
+    limiter = RateLimiter(1, burst=2, limits=[Limit(1, per=1, burst=2)])
+    await limiter.acquire(1)
+    await _served_then_cancelled(limiter)
+    assert limiter.try_acquire()
 
 
 @pytest.mark.looptime
@@ -304,3 +321,12 @@ def test_keyed_limiter_validates_at_construction() -> None:
         KeyedRateLimiter(1, max_keys=0)
     with pytest.raises(ConfigurationError, match="rate"):
         KeyedRateLimiter(0)
+
+
+def test_try_acquire_outside_a_loop_uses_the_monotonic_clock() -> None:
+    limiter = RateLimiter(1, burst=2)
+    assert limiter.try_acquire()
+    assert limiter.try_acquire()
+    assert not limiter.try_acquire()
+    with pytest.raises(ConfigurationTypeError):
+        limiter.try_acquire(None)  # type: ignore[arg-type]

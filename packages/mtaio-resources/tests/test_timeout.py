@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 import inspect
 
 import pytest
@@ -193,3 +194,29 @@ async def test_cascade_does_not_retry_other_errors() -> None:
 
     with pytest.raises(TimeoutError, match="not ours"):
         await tm.cascade(broken, [1, 2])
+
+
+@pytest.mark.looptime
+async def test_one_manager_entered_by_several_tasks() -> None:
+    tm = TimeoutManager(2.0)
+    loop = asyncio.get_running_loop()
+
+    async def body(seconds: float) -> float:
+        async with tm:
+            await asyncio.sleep(seconds)
+        return loop.time()
+
+    start = loop.time()
+    quick, slow = await asyncio.gather(body(0.5), body(3), return_exceptions=True)
+    assert quick == pytest.approx(start + 0.5)
+    assert isinstance(slow, mtaio.exceptions.TimeoutError)
+    assert tm._scopes == {}
+
+
+@pytest.mark.looptime
+async def test_a_block_that_swallows_the_cancel_still_reports_expiry() -> None:
+    tm = TimeoutManager()
+    async with tm.timeout(1) as scope:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(5)
+    assert scope.expired

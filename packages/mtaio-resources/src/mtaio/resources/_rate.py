@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable
@@ -165,9 +166,11 @@ class RateLimiter:
         self._max_tokens = float("inf") if oversize == "borrow" else min(caps)
         self._level = self._capacity
         self._clock = clock
-        self._time: Clock = clock if clock is not None else time.monotonic
+        # Until the first use tells which loop (and so which clock) applies, _time binds it.
+        self._time: Clock = clock if clock is not None else self._first_time
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._last: float | None = None
+        # -inf: the first refill fills the bucket whatever the clock's origin
+        self._last = -math.inf
         self._waiters: deque[_Waiter] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self._waiting = 0
@@ -201,7 +204,18 @@ class RateLimiter:
             # method call on every acquire. Any other clock (looptime's virtual one, uvloop)
             # is used as is.
             own = type(loop).time is asyncio.BaseEventLoop.time
-            self._time = time.monotonic if own else loop.time
+            clock = time.monotonic if own else loop.time
+            if self._last != -math.inf and clock is not self._time:
+                self._last = clock()  # a new clock: keep the level, restart the refill
+            self._time = clock
+
+    def _first_time(self) -> float:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return time.monotonic()
+        self._bind(loop)
+        return self._time()
 
     def _now(self) -> float:
         if self._clock is None:
@@ -216,8 +230,6 @@ class RateLimiter:
     def _refill(self, now: float) -> None:
         last = self._last
         self._last = now
-        if last is None:
-            return
         elapsed = now - last
         if elapsed <= 0:
             return
@@ -283,39 +295,38 @@ class RateLimiter:
                 ``timeout`` is negative.
             ResourceLimitError: If ``timeout`` passes first; nothing is taken then.
         """
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._bind(loop)
         try:
             if not 0.0 < tokens <= self._max_tokens:
                 self._check_tokens(tokens)
         except TypeError:
             self._check_tokens(tokens)
-        if timeout is not None:
-            require_non_negative("timeout", timeout)
-        if not self._waiters:
-            # The fast path: the same arithmetic as a hand-written bucket, inlined.
+        if timeout is None and not self._waiters and not self._extra:
+            # The fast path: a hand-written bucket's arithmetic, inlined. On the first call
+            # _last is -inf, so the elapsed time is inf and the bucket fills to capacity.
             now = self._time()
-            last = self._last
+            level = self._level + (now - self._last) * self._per_second
             self._last = now
-            if last is not None and now > last:
-                level = self._level + (now - last) * self._per_second
-                self._level = self._capacity if level > self._capacity else level
-                for b in self._extra:
-                    level = b.level + (now - last) * b.per_second
-                    b.level = b.capacity if level > b.capacity else level
-            if self._level >= tokens and (not self._extra or self._deficit(tokens) <= 0):
-                self._level -= tokens
-                for b in self._extra:
-                    b.level -= tokens
+            if level > self._capacity:
+                level = self._capacity
+            if level >= tokens:
+                self._level = level - tokens
                 self._acquired += 1
                 return
-        await self._wait(loop, tokens, timeout)
+            self._level = level
+        await self._wait(tokens, timeout)
 
-    async def _wait(
-        self, loop: asyncio.AbstractEventLoop, tokens: float, patience: float | None
-    ) -> None:
+    async def _wait(self, tokens: float, patience: float | None) -> None:
         timeout = patience
+        if timeout is not None:
+            require_non_negative("timeout", timeout)
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._bind(loop)
+        if not self._waiters:
+            self._refill(self._time())
+            if self._deficit(tokens) <= 0:
+                self._take(tokens)
+                return
         future: asyncio.Future[bool] = loop.create_future()
         waiter = _Waiter(future, tokens)
         self._waiters.append(waiter)
@@ -386,14 +397,30 @@ class RateLimiter:
         Raises:
             ConfigurationError: If ``tokens`` is not positive or exceeds the capacity.
         """
-        self._validate(tokens)
+        try:
+            if not 0.0 < tokens <= self._max_tokens:
+                self._check_tokens(tokens)
+        except TypeError:
+            self._check_tokens(tokens)
         if self._waiting:
             return False
-        self._refill(self._now())
-        if self._deficit(tokens) > 0:
-            return False
-        self._take(tokens)
-        return True
+        if self._extra or tokens > self._capacity:
+            self._refill(self._time())
+            if self._deficit(tokens) > 0:
+                return False
+            self._take(tokens)
+            return True
+        now = self._time()
+        level = self._level + (now - self._last) * self._per_second
+        self._last = now
+        if level > self._capacity:
+            level = self._capacity
+        if level >= tokens:
+            self._level = level - tokens
+            self._acquired += 1
+            return True
+        self._level = level
+        return False
 
     def available(self) -> float:
         """The tokens that could be taken now (the smallest level over all rates)."""

@@ -17,7 +17,7 @@ import contextvars
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import TypeVar, final
+from typing import Any, TypeVar, final
 
 from mtaio.exceptions import ConfigurationError, TimeoutError, require_non_negative
 
@@ -126,6 +126,9 @@ class TimeoutScope:
             raise TimeoutError(
                 f"operation timed out after {self.seconds!r} s", timeout=self.seconds
             ) from exc
+        # The deadline passed but the block caught the cancellation and ended on its own:
+        # nothing to raise, but the flag tells the truth.
+        self.expired = inner.expired()
         return False
 
 
@@ -157,7 +160,8 @@ class TimeoutManager:
 
     def __init__(self, default_timeout: float | None = None) -> None:
         self._default = _check_timeout("default_timeout", default_timeout)
-        self._scopes: list[TimeoutScope] = []
+        # per task: tasks sharing one manager each enter and exit their own scopes
+        self._scopes: dict[asyncio.Task[Any] | None, list[TimeoutScope]] = {}
 
     def __repr__(self) -> str:
         return f"TimeoutManager(default_timeout={self._default!r})"
@@ -265,7 +269,7 @@ class TimeoutManager:
     async def __aenter__(self) -> TimeoutManager:
         scope = TimeoutScope(self._default)
         await scope.__aenter__()
-        self._scopes.append(scope)
+        self._scopes.setdefault(asyncio.current_task(), []).append(scope)
         return self
 
     async def __aexit__(
@@ -274,4 +278,9 @@ class TimeoutManager:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        return await self._scopes.pop().__aexit__(exc_type, exc, tb)
+        task = asyncio.current_task()
+        stack = self._scopes[task]
+        scope = stack.pop()
+        if not stack:
+            del self._scopes[task]
+        return await scope.__aexit__(exc_type, exc, tb)
