@@ -484,6 +484,8 @@ def test_threshold_bad_input(reader: FakeReader) -> None:
         m.set_threshold("cpu.usage_percent", 90, cooldown=-1)
     with pytest.raises(ConfigurationError, match="metric"):
         m.set_threshold("", 90)
+    with pytest.raises(ConfigurationError, match="not a system metric"):
+        m.set_threshold("cpu.usage", 90)
     with pytest.raises(ConfigurationTypeError, match="handler"):
         m.on_alert(42)  # type: ignore[type-var]
     with pytest.raises(ConfigurationTypeError, match="labels"):

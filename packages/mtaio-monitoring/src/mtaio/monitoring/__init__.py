@@ -68,3 +68,11 @@ __all__ = (
     "Span",
     "MissingDependencyError",
 )
+
+# Reprs and tracebacks name the public path (mtaio.monitoring.ResourceMonitor), not the
+# private module a class happens to live in (anyio's fix_package_names).
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -428,9 +428,17 @@ class ResourceMonitor:
             The :class:`Threshold`, whose state (``active``, ``fired``) can be inspected.
 
         Raises:
-            ConfigurationError: On an unknown direction or a non-positive ``sustained``.
+            ConfigurationError: On an unknown direction, a non-positive ``sustained``, or a
+                name under ``cpu.``/``memory.``/``io.``/``process.`` that is not a system
+                metric (a typo would otherwise never fire).
             ConfigurationTypeError: If ``value`` is not a number.
         """
+        name: object = metric  # checked at run time: it may come from config files
+        if isinstance(name, str) and name.startswith(_SYSTEM_GROUPS) and name not in SYSTEM_METRICS:
+            known = ", ".join(sorted(SYSTEM_METRICS))
+            raise ConfigurationError(
+                f"metric {metric!r} is not a system metric; known system metrics: {known}"
+            )
         threshold = Threshold(
             metric,
             value,
@@ -739,6 +747,9 @@ class ResourceMonitor:
             f"<{type(self).__name__} interval={self._interval} running={self.running} "
             f"samples={self._samples} thresholds={len(self._thresholds)}>"
         )
+
+
+_SYSTEM_GROUPS = ("cpu.", "memory.", "io.", "process.")
 
 
 def _loop_time() -> float:
