@@ -230,9 +230,13 @@ class Subscriber(Generic[T]):
             self._putters.append(waiter)
             try:
                 await waiter
-            finally:
+            except BaseException:
                 if waiter in self._putters:
                     self._putters.remove(waiter)
+                elif len(self._buffer) < self._maxsize:
+                    # woken for room, then cancelled: pass the wake-up on
+                    self._wake(self._putters)
+                raise
         return self._offer(message)
 
     @staticmethod
@@ -293,12 +297,13 @@ class Subscriber(Generic[T]):
             self._getters.append(waiter)
             try:
                 await waiter
-            finally:
+            except BaseException:
                 if waiter in self._getters:
                     self._getters.remove(waiter)
-                    # a message meant for us may go to another waiting receiver instead
-                    if self._buffer and self._getters:
-                        self._wake(self._getters)
+                elif self._buffer:
+                    # woken for a message, then cancelled: pass the wake-up on
+                    self._wake(self._getters)
+                raise
 
     def receive_nowait(self) -> Message[T] | None:
         """Return the next queued message, or ``None`` if none is waiting."""

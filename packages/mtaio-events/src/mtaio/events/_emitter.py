@@ -114,8 +114,8 @@ class EmitterStats:
 
 _Pending: TypeAlias = tuple[str, Any, "Mapping[str, Any] | None"]
 # Per task (context): the batch block open on each emitter.
-_BATCHES: contextvars.ContextVar[dict[EventEmitter, list[_Pending]] | None] = (
-    contextvars.ContextVar("mtaio.events.batches", default=None)
+_BATCHES: contextvars.ContextVar[dict[EventEmitter, _BatchBlock] | None] = contextvars.ContextVar(
+    "mtaio.events.batches", default=None
 )
 
 
@@ -605,8 +605,10 @@ class EventEmitter:
         check_name("name", name)
         if batchable and self._batch_depth:
             batches = _BATCHES.get()
-            if batches is not None and self in batches:
-                batches[self].append((name, data, metadata))
+            block = None if batches is None else batches.get(self)
+            # A task started inside the block inherits the context but not the block.
+            if block is not None and block._owner is asyncio.current_task():
+                block._pending.append((name, data, metadata))
                 return
         errors: list[BaseException] = []
         await self._dispatch(Event(name, data, metadata), {self}, errors, results, False)
@@ -729,7 +731,7 @@ class EventEmitter:
             self._links.remove(other)
         self._update_slow()
 
-    def filter(self, predicate: Callable[[Event[Any]], bool | Awaitable[bool]]) -> EventEmitter:
+    def filter(self, predicate: Callable[[Event[Any]], object]) -> EventEmitter:
         """A new emitter, fed by this one, that admits only events passing ``predicate``.
 
         The predicate (sync or async) applies to every event arriving at the new emitter
@@ -836,20 +838,24 @@ def _handler_error(name: str, errors: Sequence[BaseException]) -> EventHandlerEr
 class _BatchBlock:
     """The context manager returned by :meth:`EventEmitter.batch_operations`."""
 
-    __slots__ = ("_emitter", "_outer", "_pending", "_token")
+    __slots__ = ("_emitter", "_outer", "_owner", "_pending", "_token")
 
     def __init__(self, emitter: EventEmitter) -> None:
         self._emitter = emitter
         self._pending: list[_Pending] = []
-        self._outer: dict[EventEmitter, list[_Pending]] | None = None
-        self._token: contextvars.Token[dict[EventEmitter, list[_Pending]] | None] | None = None
+        self._outer: _BatchBlock | None = None
+        self._owner: asyncio.Task[Any] | None = None
+        self._token: contextvars.Token[dict[EventEmitter, _BatchBlock] | None] | None = None
 
     async def __aenter__(self) -> None:
         if self._token is not None:
             raise ConfigurationError("a batch_operations() block cannot be entered twice")
-        self._outer = _BATCHES.get()
-        mapping = dict(self._outer) if self._outer else {}
-        mapping[self._emitter] = self._pending
+        self._owner = asyncio.current_task()
+        batches = _BATCHES.get()
+        outer = None if batches is None else batches.get(self._emitter)
+        self._outer = outer if outer is not None and outer._owner is self._owner else None
+        mapping = dict(batches) if batches else {}
+        mapping[self._emitter] = self
         self._token = _BATCHES.set(mapping)
         self._emitter._batch_depth += 1
         self._emitter._update_slow()
@@ -868,8 +874,7 @@ class _BatchBlock:
         pending, self._pending = self._pending, []
         if exc_type is not None or not pending:
             return
-        outer = self._outer
-        if outer is not None and emitter in outer:
-            outer[emitter].extend(pending)
+        if self._outer is not None:
+            self._outer._pending.extend(pending)
             return
         await emitter._flush(pending)
