@@ -596,3 +596,23 @@ def test_stats_time_is_counted() -> None:
     stats = asyncio.run(main())
     assert stats[0].seconds > 0
     assert stats[0].items_in == 100
+
+
+async def test_sequential_stream_yields_as_items_come_and_flushes() -> None:
+    p = Pipeline[int, list[int]]().add_stage(BatchStage(2))
+    results = p.stream(range(5))
+    assert await results.__anext__() == [0, 1]
+    assert [x async for x in results] == [[2, 3], [4]]
+    fan = Pipeline[str, str]().add_stage(Split())
+    assert [x async for x in fan.stream(["ab", "c"])] == ["a", "b", "c"]
+
+
+async def test_fan_out_error_goes_through_the_policy() -> None:
+    class Broken(Stage[int, int]):
+        async def process(self, item: int) -> AsyncIterator[int]:
+            yield item
+            raise RuntimeError("mid-stream")
+
+    p = Pipeline[int, int]().add_stage(Broken(), on_error="skip").add_stage(MapStage(str))
+    assert await p.process_many([1, 2]) == []  # a failed attempt's outputs are discarded
+    assert p.stats()[0].skipped == 2

@@ -1,0 +1,60 @@
+"""Type-checked, never run: the generics of mtaio.data as a user sees them."""
+
+from __future__ import annotations
+
+from typing import Any, assert_type
+
+from mtaio.data import (
+    BatchStage,
+    Change,
+    ChangeType,
+    MapStage,
+    ObservableValue,
+    Pipeline,
+    Stage,
+    Stream,
+)
+
+
+class Validate(Stage[dict[str, Any], dict[str, Any]]):
+    async def process(self, data: dict[str, Any]) -> dict[str, Any]:
+        return data
+
+
+async def check_stream() -> None:
+    s = Stream.from_iterable(range(3))
+    assert_type(s, Stream[int])
+    assert_type(s.map(str), Stream[str])
+
+    async def to_float(x: int) -> float:
+        return x / 2
+
+    assert_type(s.map(to_float), Stream[float])
+    assert_type(s.filter(lambda x: x > 1), Stream[int])
+    assert_type(s.window(2), Stream[list[int]])
+    assert_type(s.batch(2, timeout=1.0), Stream[list[int]])
+    assert_type(s.enumerate(), Stream[tuple[int, int]])
+    assert_type(await s.to_list(), list[int])
+    assert_type(await s.reduce(lambda acc, x: acc + x, 0), int)
+    assert_type(await s.first(), int)
+    assert_type(await s.count(), int)
+    async for item in s.take(2):
+        assert_type(item, int)
+
+
+async def check_pipeline() -> None:
+    p: Pipeline[dict[str, Any], dict[str, Any]] = Pipeline()
+    p.add_stage(Validate())
+    assert_type(await p.process({}), dict[str, Any] | None)
+    q = Pipeline[int, int]().add_stage(MapStage(str))
+    assert_type(q, Pipeline[int, str])
+    assert_type(await q.process_many([1]), list[str])
+    assert_type(BatchStage[int, list[int]](3), BatchStage[int, list[int]])
+
+
+async def check_observable() -> None:
+    v = ObservableValue(1)
+    assert_type(v.value, int)
+    async for change in v:
+        assert_type(change, Change[int])
+        assert change.type is ChangeType.UPDATE
