@@ -239,3 +239,19 @@ async def test_route_cache_is_bounded() -> None:
     for i in range(5000):
         await channel.publish(i, topic=f"t.{i}")
     assert len(channel._routes) <= 4096
+
+
+async def test_cancelled_woken_publisher_passes_room_on() -> None:
+    channel = Channel[int]()
+    sub = await channel.subscribe(maxsize=1, overflow="block")
+    await channel.publish(0)
+    first = asyncio.create_task(channel.publish(1))
+    second = asyncio.create_task(channel.publish(2))
+    await asyncio.sleep(0)
+    assert sub.receive_nowait() == Message(0)  # room: wakes `first`...
+    first.cancel()  # ...cancelled before it runs: `second` takes the room
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert await asyncio.wait_for(second, 1) == 1
+    assert (await sub.receive()).data == 2
+    assert not sub._putters

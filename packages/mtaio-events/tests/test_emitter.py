@@ -572,3 +572,40 @@ async def test_bad_arguments() -> None:
     with pytest.raises(ConfigurationTypeError, match="transform"):
         emitter.map(None)  # type: ignore[arg-type]
     assert emitter.listener_count() == 0
+
+
+async def test_exhausted_once_listener_in_a_running_plan_is_skipped() -> None:
+    emitter = EventEmitter()
+    gate = asyncio.Event()
+    calls: list[str] = []
+    first_call = [True]
+
+    @emitter.on("e", priority=EventPriority.HIGH)
+    async def blocker(event: Event[Any]) -> None:
+        if first_call[0]:
+            first_call[0] = False
+            await gate.wait()
+
+    emitter.once("e", lambda e: calls.append(e.data))
+    held = asyncio.create_task(emitter.emit("e", "held"))
+    await asyncio.sleep(0)  # `held` waits in blocker, its plan still lists the once-handler
+    await emitter.emit("e", "second")
+    gate.set()
+    await held
+    assert calls == ["second"]
+
+
+async def test_async_stop_propagation_in_fast_path_counts_calls() -> None:
+    emitter = EventEmitter()
+
+    async def stop(event: Event[Any]) -> None:
+        event.stop_propagation()
+
+    async def never(event: Event[Any]) -> None:
+        raise AssertionError
+
+    emitter.on("e", stop)
+    emitter.on("e", never)
+    emitter.on("e", never)
+    await emitter.emit("e")
+    assert emitter.stats().delivered == 1

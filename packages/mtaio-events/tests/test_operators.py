@@ -146,3 +146,14 @@ async def test_derived_emitter_direct_emit_is_not_filtered() -> None:
     await a.emit("x")
     await f.emit("y")
     assert [e.name for e in got] == ["y"]
+
+
+async def test_once_handlers_across_links() -> None:
+    a, b = EventEmitter(), EventEmitter()
+    a.pipe(b)
+    seen: list[str] = []
+    a.once("x", lambda e: seen.append("a"))
+    b.once("x", lambda e: seen.append("b"))
+    await a.emit("x")
+    await a.emit("x")
+    assert seen == ["a", "b"]

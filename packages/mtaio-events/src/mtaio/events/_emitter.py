@@ -462,32 +462,35 @@ class EventEmitter:
             fast = self._fast.get(name)
         except TypeError:  # unhashable, so not a str: let _plan_for say so
             fast = None
-        if fast is not None:
-            # Plain async handlers only: no once-counting, no sync/awaitable probing.
-            self._emitted += 1
-            if not fast:
+        if fast is None:
+            plan = self._plan_for(name)  # validates the name, caches the plan
+            fast = self._fast.get(name)
+            if fast is None:
+                self._emitted += 1
+                await self._run_plan(plan, Event(name, data, metadata))
                 return
-            event: Event[Any] = Event(name, data, metadata)
-            failures: list[tuple[Callable[..., Any], Exception]] | None = None
-            for handler in fast:
-                try:
-                    await handler(event)
-                except Exception as exc:
-                    if failures is None:
-                        failures = []
-                    failures.append((handler, exc))
-                if not event.propagate:
-                    # rare: find how far we got (a handler listed twice stops at its first
-                    # place, which is where it stopped propagation anyway)
-                    self._delivered += fast.index(handler) + 1
-                    break
-            else:
-                self._delivered += len(fast)
-            if failures is not None:
-                await self._fail(event, failures)
-            return
+        # Plain async handlers only: no once-counting, no sync/awaitable probing.
         self._emitted += 1
-        await self._run_plan(self._plan_for(name), Event(name, data, metadata))
+        if not fast:
+            return
+        event: Event[Any] = Event(name, data, metadata)
+        failures: list[tuple[Callable[..., Any], Exception]] | None = None
+        for handler in fast:
+            try:
+                await handler(event)
+            except Exception as exc:
+                if failures is None:
+                    failures = []
+                failures.append((handler, exc))
+            if not event.propagate:
+                # rare: find how far we got (a handler listed twice stops at its first
+                # place, which is where it stopped propagation anyway)
+                self._delivered += fast.index(handler) + 1
+                break
+        else:
+            self._delivered += len(fast)
+        if failures is not None:
+            await self._fail(event, failures)
 
     async def _run_plan(self, plan: tuple[_Listener, ...], event: Event[Any]) -> None:
         failures: list[tuple[Callable[..., Any], Exception]] | None = None
