@@ -219,8 +219,22 @@ class _Batch:
         tasks = self.ex._tasks
         for _ in range(n):
             task = loop.create_task(self._work())
+            # A done callback, not a `finally` in _work: a worker cancelled before its
+            # first step never runs its body, but must still be counted out.
+            task.add_done_callback(self._worker_done)
             tasks.add(task)
             self.workers.append(task)
+
+    def _worker_done(self, task: asyncio.Task[None]) -> None:
+        self.ex._tasks.discard(task)
+        if task.cancelled() and not self.stopped:
+            self.killed = True  # cancelled from outside: the executor was closed
+        self.alive -= 1
+        if self.alive == 0:
+            assert self.done is not None
+            _set_none(self.done)
+            if self.out is not None:
+                self.out.close()
 
     def stop(self) -> None:
         """Stop pulling work and cancel every other worker (fail-fast or early exit)."""
@@ -319,8 +333,6 @@ class _Batch:
                     # limit, so a slow consumer holds back the workers: memory stays O(limit).
                     await out.put(value)
         except asyncio.CancelledError:
-            if not self.stopped:
-                self.killed = True  # cancelled from outside: the executor was closed
             raise
         except QueueClosedError:
             pass  # the consumer closed the stream
@@ -328,14 +340,6 @@ class _Batch:
             if self.error is None:
                 self.error = error
             self.stop()
-        finally:
-            ex._tasks.discard(me)
-            self.alive -= 1
-            if self.alive == 0:
-                assert self.done is not None
-                _set_none(self.done)
-                if out is not None:
-                    out.close()
 
     async def wait(self) -> None:
         """Wait for every worker; if the waiting task is cancelled, stop them first."""
@@ -1065,7 +1069,14 @@ class TaskExecutor:
     def _spawn_submit_worker(self) -> None:
         self._submit_workers += 1
         task = asyncio.get_running_loop().create_task(self._submit_worker())
+        task.add_done_callback(self._submit_worker_done)  # runs even if cancelled unstarted
         self._tasks.add(task)
+
+    def _submit_worker_done(self, task: asyncio.Task[None]) -> None:
+        self._submit_workers -= 1
+        self._tasks.discard(task)
+        if not self._closed:
+            self._spawn_submit_workers()  # the cap rose, or work came in as we left
 
     def _spawn_submit_workers(self) -> None:
         while (
@@ -1140,11 +1151,6 @@ class TaskExecutor:
                     self._leave()
         except ExecutorClosedError:
             pass
-        finally:
-            self._submit_workers -= 1
-            self._tasks.discard(me)
-            if not self._closed:
-                self._spawn_submit_workers()  # the cap rose, or work came in as we left
 
     # -- threads ---------------------------------------------------------------------------
 

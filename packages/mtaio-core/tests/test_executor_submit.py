@@ -1,0 +1,198 @@
+import asyncio
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from mtaio.core import ExecutorClosedError, TaskExecutor
+from mtaio.exceptions import ConfigurationTypeError
+
+Leftovers = Callable[[], set[asyncio.Task[Any]]]
+
+
+async def test_submit_returns_a_handle_to_await(probe: Any) -> None:
+    async with TaskExecutor(limit=2) as executor:
+        handles = [executor.submit(probe.job(i, 0.001)) for i in range(10)]
+        assert [await h for h in handles] == list(range(10))
+        assert probe.peak == 2
+        assert handles[0].done() and not handles[0].cancelled() and not handles[0].running()
+        assert handles[0].result() == 0 and handles[0].exception() is None
+        assert "done" in repr(handles[0])
+        assert executor.stats()["completed"] == 10
+
+
+async def test_pending_work_starts_by_priority_then_fifo(probe: Any) -> None:
+    async with TaskExecutor(limit=1) as executor:
+        gate = asyncio.Event()
+
+        async def blocker() -> None:
+            await gate.wait()
+
+        first = executor.submit(blocker())
+        await asyncio.sleep(0)  # the blocker takes the only slot
+        assert first.running()
+        order = [("low", 5), ("high-a", -1), ("mid-a", 0), ("high-b", -1), ("mid-b", 0), ("x", 2)]
+        handles = [executor.submit(probe.job(name), priority=p) for name, p in order]
+        assert handles[1].priority == -1
+        await asyncio.sleep(0.01)
+        assert probe.started == []  # the cap is reached: everything waits
+        assert executor.stats()["pending"] == 6
+        assert "pending" in repr(handles[0])
+        gate.set()
+        await first
+        await asyncio.gather(*handles)
+        assert probe.started == ["high-a", "high-b", "mid-a", "mid-b", "x", "low"]
+
+
+async def test_submit_works_without_a_limit(probe: Any) -> None:
+    async with TaskExecutor() as executor:
+        handles = [executor.submit(probe.job(i, 0.01), priority=i % 3) for i in range(20)]
+        assert await asyncio.gather(*handles) == list(range(20))
+        assert probe.peak == 20
+
+
+async def test_errors_reach_the_awaiter(probe: Any) -> None:
+    async with TaskExecutor(limit=1) as executor:
+        error = ValueError("bad")
+        handle = executor.submit(probe.fail(error))
+        with pytest.raises(ValueError, match="bad") as info:
+            await handle
+        assert info.value is error
+        assert handle.exception() is error
+        assert executor.stats()["failed"] == 1
+
+
+async def test_cancel_pending_work_closes_it_unstarted(probe: Any) -> None:
+    async with TaskExecutor(limit=1) as executor:
+        running = executor.submit(probe.job("running", 0.01))
+        coro = probe.job("pending")
+        pending = executor.submit(coro)
+        assert pending.cancel()
+        assert not pending.cancel() or pending.cancelled()
+        assert await running == "running"
+        await asyncio.sleep(0)
+        assert pending.cancelled()
+        assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
+        assert probe.started == ["running"]
+        assert executor.stats()["cancelled"] == 1
+
+
+async def test_cancel_running_work_keeps_the_worker(probe: Any, leftovers: Leftovers) -> None:
+    async with TaskExecutor(limit=1) as executor:
+        victim = executor.submit(probe.job("victim", 10))
+        after = executor.submit(probe.job("after"))
+        await asyncio.sleep(0.01)
+        assert victim.running()
+        assert "running" in repr(victim)
+        victim.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await victim
+        assert await after == "after"  # the same worker went on with the next work
+        assert probe.cancelled == ["victim"]
+        assert executor.stats()["cancelled"] == 1
+    assert not leftovers()
+
+
+async def test_work_that_swallows_its_cancellation() -> None:
+    async def stubborn() -> str:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            return "ignored"
+        return "slept"
+
+    async with TaskExecutor(limit=1) as executor:
+        handle = executor.submit(stubborn())
+        after = executor.submit(asyncio.sleep(0, "after"))
+        await asyncio.sleep(0.01)
+        handle.cancel()
+        assert await after == "after"
+        assert handle.cancelled()
+
+
+async def test_work_that_cancels_itself() -> None:
+    async def gives_up() -> None:
+        raise asyncio.CancelledError
+
+    async with TaskExecutor(limit=1) as executor:
+        handle = executor.submit(gives_up())
+        with pytest.raises(asyncio.CancelledError):
+            await handle
+        assert await executor.submit(asyncio.sleep(0, 1)) == 1
+
+
+async def test_a_cancelled_awaiter_cancels_the_work(probe: Any) -> None:
+    async with TaskExecutor() as executor:
+        handle = executor.submit(probe.job("work", 10))
+
+        async def waiter() -> object:
+            return await handle
+
+        task = asyncio.ensure_future(waiter())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.01)
+        assert probe.cancelled == ["work"]
+        assert handle.cancelled()
+
+
+async def test_done_callbacks_run(probe: Any) -> None:
+    async with TaskExecutor() as executor:
+        seen: list[object] = []
+        handle = executor.submit(probe.job(7))
+        handle.add_done_callback(lambda fut: seen.append(fut.result()))
+        await handle
+        await asyncio.sleep(0)
+        assert seen == [7]
+
+
+async def test_raising_the_limit_starts_more_submitted_work(probe: Any) -> None:
+    async with TaskExecutor(limit=1) as executor:
+        handles = [executor.submit(probe.job(i, 0.01)) for i in range(8)]
+        await asyncio.sleep(0)
+        executor.set_limit(4)
+        await asyncio.gather(*handles)
+        assert probe.peak == 4
+        executor.set_limit(2)
+        probe.peak = 0
+        await asyncio.gather(*(executor.submit(probe.job(i, 0.001)) for i in range(8)))
+        assert probe.peak == 2
+
+
+async def test_close_cancels_pending_and_running_work(probe: Any, leftovers: Leftovers) -> None:
+    executor = TaskExecutor(limit=1)
+    running = executor.submit(probe.job("running", 10))
+    coro = probe.job("pending")
+    pending = executor.submit(coro)
+    await asyncio.sleep(0.01)
+    await executor.close()
+    assert running.cancelled() and pending.cancelled()
+    assert probe.cancelled == ["running"]
+    assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
+    assert not leftovers()
+    later = probe.job("later")
+    with pytest.raises(ExecutorClosedError):
+        executor.submit(later)
+    assert inspect.getcoroutinestate(later) == inspect.CORO_CLOSED
+
+
+async def test_submit_refuses_what_it_cannot_await() -> None:
+    async with TaskExecutor() as executor:
+        with pytest.raises(ConfigurationTypeError, match="awaitable"):
+            executor.submit(lambda: 1)  # type: ignore[arg-type]
+
+
+@pytest.mark.looptime
+async def test_submitted_work_follows_the_rate() -> None:
+    loop = asyncio.get_running_loop()
+    starts: list[float] = []
+
+    async def record() -> None:
+        starts.append(loop.time())
+
+    async with TaskExecutor(rate=2) as executor:
+        await asyncio.gather(*(executor.submit(record()) for _ in range(4)))
+    assert [round(s, 6) for s in starts] == [0.0, 0.5, 1.0, 1.5]
