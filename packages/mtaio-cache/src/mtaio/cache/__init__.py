@@ -16,6 +16,19 @@ from ._ttl import TTLFIFOCache as TTLFIFOCache
 from ._ttl import TTLLFUCache as TTLLFUCache
 from ._ttl import TTLLRUCache as TTLLRUCache
 
+# isort: split
+# distributed cache (redis-py is imported lazily, by DistributedCache itself)
+from ._distributed import CacheDependencyError as CacheDependencyError
+from ._distributed import CacheTimeoutError as CacheTimeoutError
+from ._distributed import DistributedCache as DistributedCache
+from ._node import CacheNode as CacheNode
+from ._resp import RespProtocolError as RespProtocolError
+from ._serial import CacheSerializationError as CacheSerializationError
+from ._serial import JsonSerializer as JsonSerializer
+from ._serial import RawSerializer as RawSerializer
+from ._serial import Serializer as Serializer
+from ._serial import SignedPickleSerializer as SignedPickleSerializer
+
 __version__: str = _version("mtaio-cache")
 
 __all__ = (
@@ -29,4 +42,15 @@ __all__ = (
     "CacheStats",
     "CacheTransaction",
     "cached",
+    # distributed cache
+    "DistributedCache",
+    "CacheNode",
+    "Serializer",
+    "JsonSerializer",
+    "RawSerializer",
+    "SignedPickleSerializer",
+    "CacheSerializationError",
+    "CacheTimeoutError",
+    "CacheDependencyError",
+    "RespProtocolError",
 )

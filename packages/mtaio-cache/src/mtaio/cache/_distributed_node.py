@@ -1,0 +1,300 @@
+"""One node as seen by a :class:`~mtaio.cache.DistributedCache`: auto-pipelining and health.
+
+Every command for a node goes through :meth:`NodeLink.submit`, which queues it and returns a
+future. The first command queued while no batch is armed starts a batch task; the task runs
+on the next loop iteration and takes *everything* queued by then, so all the operations
+issued to one node in one loop iteration travel in one write and one round trip (what ioredis
+calls auto-pipelining). While ``max_inflight`` batches are in flight, further commands wait
+and leave together with the next batch, so under load the batches grow instead of the queue
+of round trips.
+
+Futures are always resolved with a value, never an exception: a failed command resolves to a
+:class:`Failure`. Replica writes beyond the write quorum are not awaited by anyone, and a
+future holding an exception nobody retrieves would be logged as an error at collection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, final
+
+from mtaio.exceptions import CacheConnectionError, CacheError
+from mtaio.exceptions import TimeoutError as MtaioTimeoutError
+
+if TYPE_CHECKING:
+    from redis.asyncio.connection import AbstractConnection, ConnectionPool
+
+__all__ = ("CacheTimeoutError", "Failure", "NodeLink")
+
+_log: Final = logging.getLogger("mtaio.cache")
+
+
+@final
+class CacheTimeoutError(CacheConnectionError, MtaioTimeoutError):
+    """A cache node did not answer within the configured timeout.
+
+    Both a :class:`~mtaio.exceptions.CacheConnectionError` (so one ``except`` covers every
+    unreachable-node case) and a :class:`TimeoutError`.
+    """
+
+
+@final
+class Failure:
+    """The result of a command that failed.
+
+    Holds the error it would raise, and whether the node's connection was at fault
+    (``False`` for an error reply, which proves the node is alive).
+    """
+
+    __slots__ = ("error", "transport")
+
+    def __init__(self, error: CacheError, transport: bool) -> None:
+        self.error = error
+        self.transport = transport
+
+
+Command = tuple[Any, ...]
+
+
+@final
+class NodeLink:
+    """The client side of one node: its pool, its batch queue, its health and its statistics.
+
+    Args:
+        name: Stable identity on the hash ring (``"host:port"``).
+        pool: The redis-py connection pool that makes (configured) connections.
+        timeout: Seconds one batch (connect, send, every reply) may take.
+        max_inflight: Batches (connections) in flight at once.
+        failure_threshold: Consecutive failed batches that mark the node down.
+        on_down: Called once when the node is marked down.
+        on_recovered: Called when a batch succeeds after failures (a reconnect).
+        track: Registers a task with the owner so ``close()`` can cancel it.
+    """
+
+    __slots__ = (
+        "_armed",
+        "_conns",
+        "_failures",
+        "_inflight",
+        "_loop",
+        "_max_inflight",
+        "_on_down",
+        "_on_recovered",
+        "_pending",
+        "_pool",
+        "_threshold",
+        "_timeout",
+        "_track",
+        "batches",
+        "commands",
+        "down_count",
+        "errors",
+        "latency_max",
+        "latency_total",
+        "name",
+        "timeouts",
+        "up",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        pool: ConnectionPool,
+        *,
+        timeout: float,
+        max_inflight: int,
+        failure_threshold: int,
+        on_down: Callable[[NodeLink], None],
+        on_recovered: Callable[[NodeLink], None],
+        track: Callable[[asyncio.Task[Any]], None],
+    ) -> None:
+        self.name = name
+        self._pool = pool
+        self._timeout = timeout
+        self._max_inflight = max_inflight
+        self._threshold = failure_threshold
+        self._on_down = on_down
+        self._on_recovered = on_recovered
+        self._track = track
+        self._pending: list[tuple[Command, asyncio.Future[Any]]] = []
+        self._conns: list[AbstractConnection] = []
+        self._armed = False
+        self._inflight = 0
+        self._failures = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.up = True
+        self.commands = 0
+        self.batches = 0
+        self.errors = 0
+        self.timeouts = 0
+        self.down_count = 0
+        self.latency_total = 0.0
+        self.latency_max = 0.0
+
+    def __repr__(self) -> str:
+        return f"<NodeLink {self.name} {'up' if self.up else 'down'}>"
+
+    def submit(self, command: Command) -> asyncio.Future[Any]:
+        """Queue ``command``; the future resolves to its reply or to a :class:`Failure`."""
+        loop = self._loop
+        if loop is None:
+            loop = self._bind()
+        fut = loop.create_future()
+        self._pending.append((command, fut))
+        if not self._armed and self._inflight < self._max_inflight:
+            self._arm(loop)
+        return fut
+
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        # Bound to the first loop that uses the node; connections belong to that loop.
+        self._loop = loop = asyncio.get_running_loop()
+        return loop
+
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._armed = True
+        self._inflight += 1
+        self._track(loop.create_task(self._run_batch()))
+
+    async def _run_batch(self) -> None:
+        # Taking the queue here, one iteration after arming, is what batches every command
+        # submitted in the meantime.
+        self._armed = False
+        batch = self._pending
+        self._pending = []
+        conn = self._conns.pop() if self._conns else self._pool.make_connection()  # type: ignore[no-untyped-call]
+        done = 0
+        start = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._timeout):
+                if not conn.is_connected:
+                    await conn.connect()
+                await conn.send_packed_command(
+                    conn.pack_commands([c for c, _ in batch]), check_health=False
+                )
+                for _, fut in batch:
+                    try:
+                        reply = await conn.read_response()
+                    except _response_error() as exc:
+                        reply = Failure(CacheError(f"{self.name} replied: {exc}"), transport=False)
+                    done += 1
+                    if not fut.done():
+                        fut.set_result(reply)
+        except asyncio.CancelledError:
+            self._fail(batch, done, CacheConnectionError(f"cache node {self.name}: closed"))
+            await _drop(conn)
+            raise
+        except TimeoutError:
+            self.timeouts += 1
+            await self._failed(
+                batch,
+                done,
+                conn,
+                CacheTimeoutError(
+                    f"cache node {self.name} did not answer within {self._timeout} s",
+                    timeout=self._timeout,
+                ),
+            )
+        except (OSError, _redis_error()) as exc:
+            await self._failed(
+                batch, done, conn, CacheConnectionError(f"cache node {self.name}: {exc}")
+            )
+        else:
+            self._conns.append(conn)
+            elapsed = time.perf_counter() - start
+            self.batches += 1
+            self.commands += len(batch)
+            self.latency_total += elapsed
+            if elapsed > self.latency_max:
+                self.latency_max = elapsed
+            if self._failures:
+                # A success after failures: the node may have restarted empty.
+                self._failures = 0
+                if self.up:
+                    self._on_recovered(self)
+        finally:
+            self._inflight -= 1
+            if self._pending and not self._armed and self._loop is not None:
+                self._arm(self._loop)
+
+    async def _failed(
+        self,
+        batch: list[tuple[Command, asyncio.Future[Any]]],
+        done: int,
+        conn: AbstractConnection,
+        error: CacheConnectionError,
+    ) -> None:
+        self._fail(batch, done, error)
+        # The connection may hold half a reply: close it; it reconnects on its next batch.
+        await _drop(conn)
+        self._conns.append(conn)
+        self.errors += 1
+        self._failures += 1
+        _log.debug("%s", error)
+        if self.up and self._failures >= self._threshold:
+            self.up = False
+            self.down_count += 1
+            _log.warning("cache node %s marked down after %d failures", self.name, self._failures)
+            self._on_down(self)
+
+    @staticmethod
+    def _fail(
+        batch: list[tuple[Command, asyncio.Future[Any]]], done: int, error: CacheError
+    ) -> None:
+        failure = Failure(error, transport=True)
+        for _, fut in batch[done:]:
+            if not fut.done():
+                fut.set_result(failure)
+
+    def mark_up(self) -> None:
+        """Re-admit the node after a successful probe."""
+        self._failures = 0
+        self.up = True
+
+    def fail_pending(self, error: CacheError) -> None:
+        """Resolve every queued command with ``error`` (used by ``close()``)."""
+        self._fail(self._pending, 0, error)
+        self._pending = []
+
+    async def disconnect(self) -> None:
+        """Close every connection of the node."""
+        conns, self._conns = self._conns, []
+        for conn in conns:
+            await _drop(conn)
+        self._loop = None
+
+    def stats(self) -> dict[str, Any]:
+        """Counters of this node (see :meth:`DistributedCache.stats`)."""
+        return {
+            "up": self.up,
+            "commands": self.commands,
+            "round_trips": self.batches,
+            "errors": self.errors,
+            "timeouts": self.timeouts,
+            "times_marked_down": self.down_count,
+            "latency_avg_ms": (self.latency_total / self.batches * 1000) if self.batches else 0.0,
+            "latency_max_ms": self.latency_max * 1000,
+            "queued": len(self._pending),
+            "in_flight": self._inflight,
+        }
+
+
+async def _drop(conn: AbstractConnection) -> None:
+    try:
+        await conn.disconnect(nowait=True)
+    except Exception:  # pragma: no cover - best effort on an already broken socket
+        _log.debug("error while closing a connection", exc_info=True)
+
+
+def _response_error() -> type[Exception]:
+    from redis.exceptions import ResponseError
+
+    return ResponseError
+
+
+def _redis_error() -> type[Exception]:
+    from redis.exceptions import RedisError
+
+    return RedisError

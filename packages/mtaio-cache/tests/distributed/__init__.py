@@ -1,0 +1,1 @@
+"""Tests of the distributed half of mtaio.cache (DistributedCache, CacheNode, RESP)."""
