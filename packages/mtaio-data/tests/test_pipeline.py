@@ -616,3 +616,56 @@ async def test_fan_out_error_goes_through_the_policy() -> None:
     p = Pipeline[int, int]().add_stage(Broken(), on_error="skip").add_stage(MapStage(str))
     assert await p.process_many([1, 2]) == []  # a failed attempt's outputs are discarded
     assert p.stats()[0].skipped == 2
+
+
+async def test_snippet_1_shape_shared_context_and_validation_errors() -> None:
+    """Handlers entering one pipeline concurrently, one event failing validation."""
+    log: list[str] = []
+    pipeline: Pipeline[dict[str, Any], dict[str, Any]] = Pipeline()
+    pipeline.add_stage(Lifecycle(log))
+    pipeline.add_stage(Validate())
+    pipeline.add_stage(Enrich())
+    processed: list[dict[str, Any]] = []
+    errors: list[BaseException] = []
+
+    async def handle(data: dict[str, Any]) -> None:
+        try:
+            async with pipeline:
+                await asyncio.sleep(0)
+                processed.append(await pipeline.process(data) or {})
+        except StageError as exc:
+            errors.append(exc)
+
+    events: list[dict[str, Any]] = [{"user_id": 1}, {"name": "x"}, {"user_id": 2}]
+    await asyncio.gather(*(handle(d) for d in events))
+    assert processed == [{"user_id": 1, "seen": True}, {"user_id": 2, "seen": True}]
+    assert len(errors) == 1
+    assert isinstance(errors[0].__cause__, ValueError)
+    assert log == ["setup", "cleanup"]  # one set-up, one clean-up for the three handlers
+
+
+@pytest.mark.looptime
+async def test_cancelling_a_buffered_stream_consumer_stops_every_task() -> None:
+    async def slow(x: int) -> int:
+        await asyncio.sleep(0.001)
+        return x
+
+    p = Pipeline[int, int](buffer_size=4).add_stage(MapStage(slow, concurrency=3))
+    p.add_stage(MapStage(lambda x: x))
+    before = len(asyncio.all_tasks())
+    consumed: list[int] = []
+    enough = asyncio.Event()
+
+    async def consume() -> None:
+        async for x in p.stream(range(1_000_000)):
+            consumed.append(x)
+            if len(consumed) == 20:
+                enough.set()
+
+    task = asyncio.create_task(consume())
+    await enough.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(asyncio.all_tasks()) == before
+    assert consumed == list(range(len(consumed)))
