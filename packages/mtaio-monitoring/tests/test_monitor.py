@@ -580,6 +580,13 @@ def test_record_metric_and_quantiles(reader: FakeReader) -> None:
         m.record_metric("x", "fast")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationTypeError, match="value"):
         m.record_metric("x", True)
+    m.record_metric("x", 1)
+    m.record_metric("x", 2.5)  # the cached unlabelled series
+    with pytest.raises(ConfigurationError, match="value"):
+        m.record_metric("x", math.nan)
+    with pytest.raises(ConfigurationTypeError, match="value"):
+        m.record_metric("x", False)
+    assert m.histogram("x").summary()["count"] == 2
     with pytest.raises(ConfigurationTypeError, match="queue"):
         m.record_metrics({"ok": 1, "queue": None})  # type: ignore[dict-item]
     assert m.registry.value("ok") is None  # checked before anything is recorded

@@ -217,6 +217,10 @@ class _Metric(Generic[_C]):
             labels: The labels as a mapping.
             **kw: Or as keyword arguments (merged with ``labels``).
         """
+        if labels is None and not kw:  # the common, unlabelled case: one dict lookup
+            child = self._children.get(())
+            if child is not None:
+                return child
         key = label_key({**dict(label_key(labels)), **kw}) if kw else label_key(labels)
         child = self._children.get(key)
         if child is None:

@@ -37,6 +37,7 @@ from ._metrics import (
     Counter,
     Gauge,
     Histogram,
+    HistogramChild,
     MetricsRegistry,
     quantile,
     require_number,
@@ -198,6 +199,7 @@ class ResourceMonitor:
         self._thresholds_fired = 0
         self._handler_errors = 0
         self._latency_hist: Histogram | None = None
+        self._unlabelled: dict[str, HistogramChild] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -617,10 +619,20 @@ class ResourceMonitor:
             ConfigurationTypeError: If ``value`` is not a number.
             MonitoringError: If ``name`` is already a counter or gauge.
         """
+        if labels is None:
+            # Hot path: an unlabelled series seen before, and a plain finite-or-inf number.
+            child = self._unlabelled.get(name)
+            plain = type(value) is float or type(value) is int
+            if child is not None and plain and value == value:  # value == value: not NaN
+                child.observe(value)
+                return
         metric = self._registry.get(name)
         if not isinstance(metric, Histogram):
             metric = self._registry.histogram(name, buckets=None)
-        metric.labels(labels).observe(require_number("value", value))
+        series = metric.labels(labels)
+        series.observe(require_number("value", value))
+        if labels is None:
+            self._unlabelled[name] = series
 
     def record_metrics(
         self, values: Mapping[str, float], labels: Mapping[str, object] | None = None
