@@ -375,3 +375,20 @@ def test_console_script_runs_a_node(free_port: Callable[[], int]) -> None:
         proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+async def test_a_cancelled_connection_handler_ends_quietly(
+    node: CacheNode, caplog: pytest.LogCaptureFixture
+) -> None:
+    reader, writer = await asyncio.open_connection(*node.address)
+    writer.write(b"PING\r\n")
+    assert await reader.readline() == b"+PONG\r\n"
+    handlers = list(node._clients)
+    for task in handlers:
+        task.cancel()
+    await asyncio.wait(handlers)
+    assert await asyncio.wait_for(reader.read(), 2.0) == b""
+    writer.close()
+    await writer.wait_closed()
+    assert node.stats()["clients"] == 0
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

@@ -292,11 +292,16 @@ class CacheNode:
                     break
         except (ConnectionError, OSError):
             pass  # the client went away
+        except asyncio.CancelledError:
+            # Only asyncio.run()'s shutdown cancels a handler (stop() closes sockets
+            # instead). Ending quietly is right here: on Python 3.11, asyncio.streams logs
+            # every cancelled connection handler as an error.
+            pass
         finally:
             self._clients.pop(task, None)
             writer.close()
-            with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError):
-                await writer.wait_closed()
+        with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError):
+            await writer.wait_closed()
 
     async def _execute(self, client: _Client, command: list[bytes]) -> Reply:
         self._commands += 1
