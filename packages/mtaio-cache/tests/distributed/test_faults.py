@@ -190,3 +190,15 @@ async def test_raw_client_sanity(cluster: Any) -> None:
         assert await raw.ping()
     finally:
         await raw.aclose()
+
+
+async def test_get_many_falls_over_per_key(cluster: Any) -> None:
+    cache = make(cluster, replication_factor=2, failure_threshold=100)
+    try:
+        expected = {f"k{i}": i for i in range(30)}
+        await cache.set_many(expected)
+        await cluster.kill(0)
+        assert await cache.get_many(list(expected)) == expected
+        assert cache.stats()["nodes"][cache.nodes[0]]["up"]  # not marked down: it fell over
+    finally:
+        await cache.close()

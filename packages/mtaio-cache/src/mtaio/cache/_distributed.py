@@ -330,7 +330,20 @@ class DistributedCache(Generic[T]):
     async def get_many(self, keys: Iterable[str]) -> dict[str, T]:
         """Return the values of the ``keys`` that exist, in one round trip per node."""
         rkeys = [(k, self._key(k)) for k in keys]
-        envs = await asyncio.gather(*(self._read(rk) for _, rk in rkeys))
+        envs: list[Envelope | None]
+        if self._r == 1:
+            # One GET per key to its first live replica, all queued before the first await
+            # so they share each node's round trip; a failed one falls over on its own.
+            firsts = [(rk, self._live(rk)[0].submit((b"GET", rk))) for _, rk in rkeys]
+            envs = []
+            for rk, fut in firsts:
+                res = await fut
+                if res.__class__ is Failure:
+                    envs.append(await self._read(rk))
+                else:
+                    envs.append(self._decode(res))
+        else:
+            envs = list(await asyncio.gather(*(self._read(rk) for _, rk in rkeys)))
         out: dict[str, T] = {}
         loads = self._serializer.loads
         for (k, _), env in zip(rkeys, envs, strict=True):
@@ -542,14 +555,17 @@ class DistributedCache(Generic[T]):
                 if res.__class__ is Failure:
                     error = res.error
                     continue
-                if res is None:
-                    return None
-                env = unpack_envelope(res)
-                self._hlc.observe(env.version)
-                return env
+                return self._decode(res)
             assert error is not None
             raise error
         return await self._read_quorum(rkey, live, cmd)
+
+    def _decode(self, res: bytes | None) -> Envelope | None:
+        if res is None:
+            return None
+        env = unpack_envelope(res)
+        self._hlc.observe(env.version)
+        return env
 
     async def _read_quorum(
         self, rkey: bytes, live: list[NodeLink], cmd: tuple[bytes, bytes]
