@@ -19,8 +19,11 @@ from ._alerts import Alert as Alert
 from ._alerts import Threshold as Threshold
 from ._errors import MissingDependencyError as MissingDependencyError
 from ._metrics import Counter as Counter
+from ._metrics import CounterChild as CounterChild
 from ._metrics import Gauge as Gauge
+from ._metrics import GaugeChild as GaugeChild
 from ._metrics import Histogram as Histogram
+from ._metrics import HistogramChild as HistogramChild
 from ._metrics import MetricsRegistry as MetricsRegistry
 from ._monitor import HistorySummary as HistorySummary
 from ._monitor import ResourceMonitor as ResourceMonitor
@@ -30,6 +33,8 @@ from ._profiler import Profiler as Profiler
 from ._profiler import Span as Span
 from ._profiler import Trace as Trace
 from ._profiler import TraceStats as TraceStats
+from ._prometheus import MetricsServer as MetricsServer
+from ._prometheus import MonitorCollector as MonitorCollector
 from ._reader import PsutilReader as PsutilReader
 from ._reader import StatsReader as StatsReader
 from ._stats import SYSTEM_METRICS as SYSTEM_METRICS
@@ -60,12 +65,17 @@ __all__ = (
     "Counter",
     "Gauge",
     "Histogram",
+    "CounterChild",
+    "GaugeChild",
+    "HistogramChild",
     "MetricsRegistry",
     "Profiler",
     "Profile",
     "Trace",
     "TraceStats",
     "Span",
+    "MonitorCollector",
+    "MetricsServer",
     "MissingDependencyError",
 )
 

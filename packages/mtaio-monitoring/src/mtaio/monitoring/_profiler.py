@@ -285,6 +285,7 @@ def _task_name() -> str | None:
     return None if task is None else task.get_name()
 
 
+@final
 class Profiler:
     """Trace sync and async calls; correct when many tasks are traced at once.
 
