@@ -47,6 +47,7 @@ async def holders(raw: list[aioredis.Redis], rkey: bytes) -> list[int]:
 async def test_round_trip_and_api(cluster: Any, raw_clients: list[aioredis.Redis]) -> None:
     async with make(cluster) as cache:
         assert await cache.get("missing") is None
+        assert await cache.get("missing", "fallback") == "fallback"
         await cache.set("user:1", {"name": "Ada", "tags": ["x"], "n": 1.5})
         assert await cache.get("user:1") == {"name": "Ada", "tags": ["x"], "n": 1.5}
         assert await cache.has("user:1") and not await cache.has("missing")

@@ -74,5 +74,5 @@ async def test_nodes_from_urls_and_tuples_share_names() -> None:
     assert len(cache.replicas("k")) == 3  # capped at the number of nodes
     assert "rf=3" in repr(cache)
     with pytest.raises(ConfigurationTypeError, match="key must be a str"):
-        await cache.get(1)  # type: ignore[arg-type]
+        await cache.get(1)  # type: ignore[call-overload]
     await cache.close()

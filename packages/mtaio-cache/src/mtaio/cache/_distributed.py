@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Generic, Self, TypeVar, final
+from typing import TYPE_CHECKING, Any, Final, Generic, Self, TypeVar, final, overload
 from urllib.parse import urlsplit
 
 from mtaio.exceptions import (
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = ("CacheDependencyError", "CacheTimeoutError", "DistributedCache")
 
 T = TypeVar("T")
+D = TypeVar("D")
 _log: Final = logging.getLogger("mtaio.cache")
 _INSTALL_HINT: Final = "pip install 'mtaio-cache[redis]'"
 _SCAN_COUNT: Final = 500
@@ -260,8 +261,12 @@ class DistributedCache(Generic[T]):
 
     # -- public API ---------------------------------------------------------------------
 
-    async def get(self, key: str) -> T | None:
-        """Return the value of ``key``, or ``None`` when it is missing, expired or deleted.
+    @overload
+    async def get(self, key: str) -> T | None: ...
+    @overload
+    async def get(self, key: str, default: D) -> T | D: ...
+    async def get(self, key: str, default: Any = None) -> Any:
+        """Return the value of ``key``, or ``default`` when it is missing, expired or deleted.
 
         Raises:
             CacheConnectionError: Fewer than ``read_quorum`` replicas answered.
@@ -271,10 +276,9 @@ class DistributedCache(Generic[T]):
         self._stats["reads"] += 1
         if env is None or env.kind != KIND_VALUE:
             self._stats["misses"] += 1
-            return None
+            return default
         self._stats["hits"] += 1
-        value: T = self._serializer.loads(env.payload)
-        return value
+        return self._serializer.loads(env.payload)
 
     async def set(self, key: str, value: T, ttl: float | None = None) -> None:
         """Store ``value`` under ``key`` on its replicas.
