@@ -127,6 +127,15 @@ async def test_stop_leaves_no_task_or_thread() -> None:
     assert m.stats()["samples"] >= 1
 
 
+async def test_concurrent_starts_make_one_timer() -> None:
+    before = asyncio.all_tasks()
+    m = ResourceMonitor(interval=3600)
+    await asyncio.gather(m.start(), m.start(), m.start())
+    assert len(asyncio.all_tasks() - before) == 1
+    await m.stop()
+    assert asyncio.all_tasks() == before
+
+
 async def test_stop_before_start(reader: FakeReader) -> None:
     m = make(reader)
     await m.close()

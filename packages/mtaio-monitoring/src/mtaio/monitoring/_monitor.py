@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from ._prometheus import MetricsServer, MonitorCollector
 
 _H = TypeVar("_H", bound=Callable[..., Any])
+_T = TypeVar("_T")
 
 #: Histogram fed by the request tracker (seconds per request, labelled by request name).
 REQUEST_LATENCY_METRIC = "request_latency_seconds"
@@ -180,6 +181,7 @@ class ResourceMonitor:
         self._alert_on_threshold = alert_on_threshold
         self._prev: Reading | None = None
         self._task: asyncio.Task[None] | None = None
+        self._lifecycle = asyncio.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._servers: list[MetricsServer] = []
         self._thresholds: dict[tuple[str, tuple[tuple[str, str], ...], str], Threshold] = {}
@@ -226,20 +228,21 @@ class ResourceMonitor:
         The baseline reading is taken here, so the first timer sample after ``interval``
         already has meaningful CPU and I/O rates.
         """
-        if self.running:
-            return
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="mtaio-monitor")
-        try:
-            reading = await self._read()
-        except BaseException:
-            await self._shutdown_executor()
-            raise
-        if self._prev is None or reading.time >= self._prev.time:
-            self._prev = reading
-        self._task = asyncio.get_running_loop().create_task(
-            self._run(), name=f"mtaio-monitor-{id(self):x}"
-        )
+        async with self._lifecycle:  # two concurrent start() calls make one timer
+            if self.running:
+                return
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="mtaio-monitor")
+            try:
+                reading = await self._read()
+            except BaseException:
+                await self._shutdown_executor()
+                raise
+            if self._prev is None or reading.time >= self._prev.time:
+                self._prev = reading
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"mtaio-monitor-{id(self):x}"
+            )
 
     async def stop(self) -> None:
         """Stop the timer, close metric servers and the worker thread; nothing is left running.
@@ -299,13 +302,17 @@ class ResourceMonitor:
     async def _read(self) -> Reading:
         reader = self._reader
         if reader is None:
-            # Real readings are timed on the real clock, whatever clock the monitor uses.
-            reader = self._reader = PsutilReader()
+            # Built off the loop too (it reads the boot time). Real readings are timed on
+            # the real clock, whatever clock the monitor uses.
+            reader = self._reader = await self._off_loop(PsutilReader)
         if not getattr(reader, "blocking", True):
             return reader.read()
+        return await self._off_loop(reader.read)
+
+    async def _off_loop(self, fn: Callable[[], _T]) -> _T:
         if self._executor is not None:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, reader.read)
-        return await asyncio.to_thread(reader.read)
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        return await asyncio.to_thread(fn)
 
     def _build(self, reading: Reading, prev: Reading | None) -> SystemStats:
         return build_stats(
