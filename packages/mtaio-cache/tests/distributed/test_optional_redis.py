@@ -76,3 +76,33 @@ async def test_nodes_from_urls_and_tuples_share_names() -> None:
     with pytest.raises(ConfigurationTypeError, match="key must be a str"):
         await cache.get(1)  # type: ignore[call-overload]
     await cache.close()
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_cache_can_be_used_from_a_second_event_loop() -> None:
+    # The first loop's connections die with it (their transports warn when collected);
+    # the cache opens new ones on the new loop instead of failing.
+    import asyncio
+    import gc
+
+    from mtaio.cache import CacheNode
+
+    async def scenario(cache: DistributedCache[int], node: CacheNode, value: int) -> int | None:
+        await node.start()
+        try:
+            await cache.set("k", value)
+            return await cache.get("k")
+        finally:
+            await node.stop()
+
+    node = CacheNode("loops", ("127.0.0.1", 0))
+    asyncio.run(node.start())
+    address = node.address
+    asyncio.run(node.stop())
+    node = CacheNode("loops", address)
+    cache = DistributedCache[int]([address], replication_factor=1)
+    assert asyncio.run(scenario(cache, node, 1)) == 1
+    assert asyncio.run(scenario(cache, node, 2)) == 2
+    asyncio.run(cache.close())
+    gc.collect()

@@ -139,19 +139,25 @@ class NodeLink:
 
     def submit(self, command: Command) -> asyncio.Future[Any]:
         """Queue ``command``; the future resolves to its reply or to a :class:`Failure`."""
-        loop = self._loop
-        if loop is None:
-            loop = self._bind()
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._bind(loop)
         fut = loop.create_future()
         self._pending.append((command, fut))
         if not self._armed and self._inflight < self._max_inflight:
             self._arm(loop)
         return fut
 
-    def _bind(self) -> asyncio.AbstractEventLoop:
-        # Bound to the first loop that uses the node; connections belong to that loop.
-        self._loop = loop = asyncio.get_running_loop()
-        return loop
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Connections and queued futures belong to one loop. A cache used again from a new
+        # loop (a second asyncio.run) forgets the old loop's connections: their transports
+        # died with it, and awaiting anything of theirs here would fail.
+        if self._loop is not None:
+            self._conns = []
+            self._pending = []
+            self._armed = False
+            self._inflight = 0
+        self._loop = loop
 
     def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
         self._armed = True
