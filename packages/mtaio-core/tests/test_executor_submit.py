@@ -196,3 +196,52 @@ async def test_submitted_work_follows_the_rate() -> None:
     async with TaskExecutor(rate=2) as executor:
         await asyncio.gather(*(executor.submit(record()) for _ in range(4)))
     assert [round(s, 6) for s in starts] == [0.0, 0.5, 1.0, 1.5]
+
+
+async def test_handle_state_queries() -> None:
+    async with TaskExecutor(limit=1) as executor:
+        gate = asyncio.Event()
+        blocker = executor.submit(gate.wait())
+        pending = executor.submit(asyncio.sleep(0, "x"))
+        with pytest.raises(asyncio.InvalidStateError):
+            pending.result()
+        assert pending.cancel("no longer needed")
+        assert not pending.cancel()
+        with pytest.raises(asyncio.CancelledError, match="no longer needed"):
+            pending.result()
+        with pytest.raises(asyncio.CancelledError):
+            pending.exception()
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+        gate.set()
+        assert await blocker is True
+        seen: list[object] = []
+        blocker.add_done_callback(lambda h: seen.append(h.result()))
+        await asyncio.sleep(0)
+        assert seen == [True]
+        assert "cancelled" in repr(pending)
+
+
+async def test_work_that_cancels_its_own_handle_runs_on() -> None:
+    async with TaskExecutor(limit=1) as executor:
+        handles: list[Any] = []
+
+        async def cancels_itself() -> str:
+            handles[0].cancel()
+            await asyncio.sleep(0)
+            return "finished"
+
+        handles.append(executor.submit(cancels_itself()))
+        after = executor.submit(asyncio.sleep(0, "after"))
+        assert await after == "after"
+        assert handles[0].cancelled()
+        assert executor.stats()["cancelled"] == 1
+
+
+async def test_several_awaiters_of_one_handle(probe: Any) -> None:
+    async with TaskExecutor() as executor:
+        handle = executor.submit(probe.job("shared", 0.01))
+        assert list(await asyncio.gather(handle, handle)) == ["shared", "shared"]
+        failing = executor.submit(probe.fail(KeyError("k"), 0.01))
+        results = await asyncio.gather(failing, failing, return_exceptions=True)
+        assert all(isinstance(r, KeyError) for r in results)

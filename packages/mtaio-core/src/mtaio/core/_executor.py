@@ -84,6 +84,9 @@ def _set_none(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
+_PENDING, _RUNNING, _DONE, _FAILED, _CANCELLED = 0, 1, 2, 3, 4
+
+
 @final
 class TaskHandle(Generic[T]):
     """The handle of work given to :meth:`TaskExecutor.submit`: await it for the result.
@@ -91,18 +94,21 @@ class TaskHandle(Generic[T]):
     It behaves like the future of a task: ``await handle`` returns the result or raises the
     work's exception; :meth:`cancel` cancels the work, whether it is still pending or already
     running; cancelling a task that awaits the handle cancels the work too (as with
-    :class:`asyncio.Task`).
+    :class:`asyncio.Task`). Unlike a task it is not scheduled on its own: the executor's
+    workers run it, and it creates a future only for awaiters that arrive before the end.
     """
 
-    __slots__ = ("_aw", "_cancel_requested", "_finished", "_fut", "_priority", "_worker")
+    __slots__ = ("_aw", "_listeners", "_priority", "_result", "_state", "_worker")
 
-    def __init__(self, aw: Awaitable[T], fut: asyncio.Future[T], priority: Any) -> None:
+    def __init__(self, aw: Awaitable[T], priority: Any) -> None:
         self._aw = aw
-        self._fut = fut
         self._priority = priority
-        self._worker: asyncio.Task[None] | None = None
-        self._cancel_requested = False
-        self._finished = False
+        self._state = _PENDING
+        self._result: Any = None  # the value, or the exception when failed or cancelled
+        # Futures of awaiters and done callbacks, created only when someone waits.
+        self._listeners: list[asyncio.Future[None] | Callable[[TaskHandle[T]], object]] | None
+        self._listeners = None
+        self._worker: asyncio.Task[None] | None = None  # set while the work runs
 
     @property
     def priority(self) -> Any:
@@ -110,7 +116,33 @@ class TaskHandle(Generic[T]):
         return self._priority
 
     def __await__(self) -> Generator[Any, None, T]:
-        return self._fut.__await__()
+        if self._state < _DONE:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            if self._listeners is None:
+                self._listeners = [waiter]
+            else:
+                self._listeners.append(waiter)
+            try:
+                yield from waiter.__await__()
+            except asyncio.CancelledError:
+                if self._state < _DONE:
+                    self.cancel()  # the awaiter was cancelled: so is the work, as for a task
+                raise
+        return self.result()
+
+    def _settle(self, state: int, result: Any) -> None:
+        self._state = state
+        self._result = result
+        listeners, self._listeners = self._listeners, None
+        for listener in listeners or ():
+            if isinstance(listener, asyncio.Future):
+                if not listener.done():
+                    if state == _CANCELLED:
+                        listener.cancel()
+                    else:
+                        listener.set_result(None)
+            else:
+                asyncio.get_running_loop().call_soon(listener, self)
 
     def cancel(self, msg: Any | None = None) -> bool:
         """Cancel the work: it will not start, or, if running, it is cancelled.
@@ -118,49 +150,71 @@ class TaskHandle(Generic[T]):
         Returns:
             False if the work had already finished, True otherwise.
         """
-        return self._fut.cancel(msg)
-
-    def _on_fut_done(self, fut: asyncio.Future[T]) -> None:
-        # Registered only while the work runs: the future was cancelled (by cancel() or by a
-        # cancelled awaiter), so stop the work in its worker.
+        if self._state >= _DONE:
+            return False
         worker = self._worker
-        if fut.cancelled() and worker is not None and not self._finished:
-            self._cancel_requested = worker.cancel()
+        if worker is not None and worker is not asyncio.current_task():
+            # The worker sees a CancelledError inside the work, finds the handle cancelled,
+            # un-cancels itself and goes on with the next work. (Work cancelling its own
+            # handle just runs on; its result is dropped.)
+            worker.cancel()
+        self._settle(_CANCELLED, asyncio.CancelledError(msg) if msg else None)
+        return True
 
     def done(self) -> bool:
         """Return True once the work has finished, failed or been cancelled."""
-        return self._fut.done()
+        return self._state >= _DONE
 
     def cancelled(self) -> bool:
         """Return True if the work was cancelled."""
-        return self._fut.cancelled()
+        return self._state == _CANCELLED
 
     def running(self) -> bool:
         """Return True while the work runs."""
-        return self._worker is not None and not self._finished
+        return self._state == _RUNNING
 
     def result(self) -> T:
-        """Return the result of finished work (see :meth:`asyncio.Future.result`)."""
-        return self._fut.result()
+        """Return the result of finished work.
+
+        Raises:
+            asyncio.CancelledError: If the work was cancelled.
+            asyncio.InvalidStateError: If the work has not finished.
+            BaseException: What the work raised, if it failed.
+        """
+        state = self._state
+        if state == _DONE:
+            return self._result  # type: ignore[no-any-return]
+        if state == _FAILED:
+            raise self._result
+        if state == _CANCELLED:
+            raise self._result or asyncio.CancelledError()
+        raise asyncio.InvalidStateError("the work has not finished")
 
     def exception(self) -> BaseException | None:
-        """Return the exception of finished work (see :meth:`asyncio.Future.exception`)."""
-        return self._fut.exception()
+        """Return the exception of failed work, or None if it succeeded.
 
-    def add_done_callback(self, callback: Callable[[asyncio.Future[T]], object]) -> None:
-        """Call ``callback(future)`` once the work is done."""
-        self._fut.add_done_callback(callback)
+        Raises:
+            asyncio.CancelledError: If the work was cancelled.
+            asyncio.InvalidStateError: If the work has not finished.
+        """
+        state = self._state
+        if state == _FAILED:
+            return self._result  # type: ignore[no-any-return]
+        if state == _DONE:
+            return None
+        return self.result()  # type: ignore[return-value]  # raises
+
+    def add_done_callback(self, callback: Callable[[TaskHandle[T]], object]) -> None:
+        """Call ``callback(handle)`` soon after the work is done (at once if it is)."""
+        if self._state >= _DONE:
+            asyncio.get_running_loop().call_soon(callback, self)
+        elif self._listeners is None:
+            self._listeners = [callback]
+        else:
+            self._listeners.append(callback)
 
     def __repr__(self) -> str:
-        state = (
-            "cancelled"
-            if self._fut.cancelled()
-            else "done"
-            if self._fut.done()
-            else "running"
-            if self.running()
-            else "pending"
-        )
+        state = ("pending", "running", "done", "failed", "cancelled")[self._state]
         return f"<TaskHandle {state} priority={self._priority!r}>"
 
 
@@ -605,7 +659,7 @@ class TaskExecutor:
         """
         return {
             "running": self._running,
-            "pending": self._pending,
+            "pending": self._pending + len(self._fifo) + len(self._queue),
             "completed": self._completed,
             "failed": self._failed,
             "cancelled": self._cancelled,
@@ -1039,15 +1093,14 @@ class TaskExecutor:
         if self._closed:
             _discard(awaitable)
             raise ExecutorClosedError("the executor is closed")
-        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        handle = TaskHandle(awaitable, fut, priority)
+        handle = TaskHandle(awaitable, priority)
         # The default priority goes to a deque (O(1)); others to a heap (O(log n)). The
         # deque holds only equal priorities, so FIFO among equals holds across both.
         if priority == 0:
             self._fifo.append(handle)
         else:
             heapq.heappush(self._queue, (priority, self._seq(), handle))
-        self._pending += 1
+        # No pending counter here: stats() counts the queued handles.
         if self._submit_workers < self._capacity and self._submit_workers < self._queued():
             self._spawn_submit_worker()
         return handle
@@ -1103,52 +1156,52 @@ class TaskExecutor:
                     self._leave()
                     break
                 handle = self._pop_submitted() if queue else fifo.popleft()
-                self._pending -= 1
-                fut = handle._fut
-                if fut.done():  # cancelled before it started
+                aw = handle._aw
+                handle._aw = None  # type: ignore[assignment]  # the handle does not keep it
+                if handle._state:  # cancelled before it started
                     self._leave()
                     self._cancelled += 1
-                    _discard(handle._aw)
+                    _discard(aw)
                     continue
+                handle._state = _RUNNING
                 handle._worker = me
-                fut.add_done_callback(handle._on_fut_done)
                 self._running += 1
                 try:
-                    value = await handle._aw
+                    value = await aw
                 except asyncio.CancelledError as error:
                     self._cancelled += 1
-                    if handle._cancel_requested:
-                        handle._cancel_requested = False
+                    if handle._state == _CANCELLED:
                         if me.uncancel() == 0:  # only the handle was cancelled: carry on
-                            _set_cancelled(fut, error)
                             continue
                     elif not me.cancelling():
-                        _set_cancelled(fut, error)  # the work cancelled itself
+                        handle._settle(_CANCELLED, error)  # the work cancelled itself
                         continue
-                    fut.cancel()  # the executor is closing
+                    if handle._state < _DONE:
+                        handle._settle(_CANCELLED, None)  # the executor is closing
                     raise
                 except BaseException as error:
                     self._failed += 1
-                    if not fut.done():
-                        fut.remove_done_callback(handle._on_fut_done)
-                        fut.set_exception(error)
+                    if handle._state < _DONE:
+                        handle._settle(_FAILED, error)
                     if not isinstance(error, Exception):
                         raise
                 else:
-                    if handle._cancel_requested:  # the work swallowed the cancellation
-                        handle._cancel_requested = False
-                        me.uncancel()
-                    if fut.done():
-                        self._cancelled += 1
-                    else:
+                    if handle._state == _RUNNING:
                         self._completed += 1
-                        fut.remove_done_callback(handle._on_fut_done)
-                        fut.set_result(value)
+                        if handle._listeners is None:
+                            handle._state = _DONE  # _settle() inlined: the hot path
+                            handle._result = value
+                        else:
+                            handle._settle(_DONE, value)
+                    else:  # cancelled while running, but the work swallowed the cancellation
+                        me.uncancel()
+                        self._cancelled += 1
                 finally:
-                    handle._finished = True
-                    handle._aw = None  # type: ignore[assignment]  # drop the finished work
+                    handle._worker = None
                     self._running -= 1
-                    self._leave()
+                    self._active -= 1  # _leave() inlined: this is the hot path
+                    if self._slot_waiters:
+                        self._grant_slots()
         except ExecutorClosedError:
             pass
 
@@ -1221,8 +1274,7 @@ class TaskExecutor:
         queue, self._queue = self._queue, []
         fifo, self._fifo = self._fifo, deque()
         for handle in itertools.chain(fifo, (entry[2] for entry in queue)):
-            self._pending -= 1
-            if handle._fut.cancel():
+            if handle.cancel():
                 self._cancelled += 1
             _discard(handle._aw)
         tasks = [t for t in self._tasks if not t.done()]
@@ -1245,11 +1297,6 @@ class TaskExecutor:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
-
-
-def _set_cancelled(fut: asyncio.Future[Any], error: asyncio.CancelledError) -> None:
-    if not fut.done():
-        fut.cancel(error.args[0] if error.args else None)
 
 
 async def _shutdown(pool: ThreadPoolExecutor) -> None:
