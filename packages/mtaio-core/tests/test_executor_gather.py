@@ -386,3 +386,37 @@ async def test_a_cancelled_consumer_stops_the_stream(probe: Any, leftovers: Left
             await task
         assert sorted(probe.cancelled) == [1, 2]
         assert not leftovers()
+
+
+@pytest.mark.looptime
+async def test_gather_and_map_follow_the_rate() -> None:
+    loop = asyncio.get_running_loop()
+    starts: list[float] = []
+
+    async def record(i: int) -> int:
+        starts.append(loop.time())
+        return i
+
+    async with TaskExecutor(rate=10) as executor:
+        assert await executor.gather(*(record(i) for i in range(3)), limit=50) == [0, 1, 2]
+        assert await executor.map(record, range(3)) == [0, 1, 2]
+        # No start time is booked for items that do not exist: the next run is not delayed.
+        assert await executor.run(record, 9) == 9
+    assert [round(s, 6) for s in starts] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+
+
+@pytest.mark.looptime
+async def test_a_rate_limited_gather_cancelled_while_pacing(
+    probe: Any, leftovers: Leftovers
+) -> None:
+    async with TaskExecutor(rate=1) as executor:
+        coros = [probe.job(i) for i in range(5)]
+        call = asyncio.ensure_future(executor.gather(*coros, limit=5))
+        await asyncio.sleep(1.5)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert probe.started == [0, 1]
+        assert all(closed(c) for c in coros)
+        assert executor.stats()["pending"] == 0
+        assert not leftovers()

@@ -245,3 +245,19 @@ async def test_several_awaiters_of_one_handle(probe: Any) -> None:
         failing = executor.submit(probe.fail(KeyError("k"), 0.01))
         results = await asyncio.gather(failing, failing, return_exceptions=True)
         assert all(isinstance(r, KeyError) for r in results)
+
+
+@pytest.mark.looptime
+async def test_close_while_submitted_work_waits_for_its_start_time(
+    probe: Any, leftovers: Leftovers
+) -> None:
+    executor = TaskExecutor(rate=1)
+    coros = [probe.job(i) for i in range(3)]
+    handles = [executor.submit(c) for c in coros]
+    await asyncio.sleep(0.5)
+    assert probe.started == [0]
+    await executor.close()
+    assert handles[0].result() == 0
+    assert handles[1].cancelled() and handles[2].cancelled()
+    assert all(inspect.getcoroutinestate(c) == inspect.CORO_CLOSED for c in coros)
+    assert not leftovers()

@@ -331,13 +331,12 @@ class _Batch:
         out = self.out
         try:
             while not self.stopped:
-                # One executor slot per item (counter fast path), then the rate, then pull.
+                # One executor slot per item (counter fast path), then pull, then the rate:
+                # pacing before the pull would book start times for items that do not exist.
                 if ex._active < ex._capacity and not ex._slot_waiters:
                     ex._active += 1
                 else:
                     await ex._wait_slot(0)
-                if ex._interval:
-                    await ex._pace_or_leave()
                 try:
                     if source is not None:
                         item = next(source)
@@ -349,6 +348,14 @@ class _Batch:
                 except BaseException:
                     ex._leave()
                     raise
+                if ex._interval:
+                    try:
+                        await ex._pace_or_leave()
+                    except BaseException:
+                        if func is None:
+                            ex._pending -= 1
+                            _discard(item)
+                        raise
                 index = len(results)
                 if out is None:
                     results.append(_MISSING)
@@ -1150,14 +1157,19 @@ class TaskExecutor:
                     self._active += 1
                 else:
                     await self._wait_slot(self._next_priority())
-                if self._interval:
-                    await self._pace_or_leave()
                 if not (fifo or queue):
                     self._leave()
                     break
                 handle = self._pop_submitted() if queue else fifo.popleft()
                 aw = handle._aw
                 handle._aw = None  # type: ignore[assignment]  # the handle does not keep it
+                if self._interval and not handle._state:
+                    try:
+                        await self._pace_or_leave()
+                    except BaseException:
+                        handle.cancel()
+                        _discard(aw)
+                        raise
                 if handle._state:  # cancelled before it started
                     self._leave()
                     self._cancelled += 1
