@@ -283,3 +283,25 @@ async def test_profile_rendering() -> None:
     assert "total time: 6.0000 s" in text
     empty = await Profiler().get_profile()
     assert empty == Profile((), 0.0, {})
+
+
+async def test_threads_and_methods() -> None:
+    p = Profiler()
+
+    class Service:
+        @p.trace
+        def work(self, n: int) -> int:
+            with p.trace_context("inner"):
+                return n + 1
+
+    svc = Service()
+    results = await asyncio.gather(*(asyncio.to_thread(svc.work, i) for i in range(8)))
+    assert results == list(range(1, 9))
+    profile = await p.get_profile()
+    works = profile.by_name("test_threads_and_methods.<locals>.Service.work")
+    assert len(works) == 8
+    assert all(t.task is None for t in profile.traces)  # no asyncio task in a worker thread
+    by_id = {t.id: t for t in profile.traces}
+    for inner in profile.by_name("inner"):
+        assert inner.parent_id is not None
+        assert by_id[inner.parent_id].name.endswith("Service.work")
