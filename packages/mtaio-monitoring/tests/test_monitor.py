@@ -136,6 +136,26 @@ async def test_concurrent_starts_make_one_timer() -> None:
     assert asyncio.all_tasks() == before
 
 
+@pytest.mark.looptime
+async def test_handler_may_stop_its_own_monitor(reader: FakeReader) -> None:
+    before = asyncio.all_tasks()
+    m = make(reader, interval=1.0)
+    stopped = asyncio.Event()
+
+    @m.on_alert
+    async def stop_on_alert(alert: Alert) -> None:
+        await m.stop()
+        stopped.set()
+
+    m.set_threshold("cpu.usage_percent", 1)
+    await m.start()
+    await asyncio.wait_for(stopped.wait(), 5)
+    await asyncio.sleep(0)
+    assert not m.running
+    assert asyncio.all_tasks() == before
+    assert not monitor_threads()
+
+
 async def test_stop_before_start(reader: FakeReader) -> None:
     m = make(reader)
     await m.close()

@@ -247,14 +247,16 @@ class ResourceMonitor:
     async def stop(self) -> None:
         """Stop the timer, close metric servers and the worker thread; nothing is left running.
 
-        Safe to call twice, before :meth:`start`, and from a cancelled task.
+        Safe to call twice, before :meth:`start`, from a cancelled task, and from a
+        threshold or alert handler (the timer then ends once the handler returns).
         """
         task, self._task = self._task, None
         try:
             if task is not None:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                if task is not asyncio.current_task():  # a handler may stop its own monitor
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
         finally:
             servers, self._servers = self._servers, []
             for server in servers:
