@@ -490,7 +490,7 @@ async def _settle(result: Any) -> Any:
         result = await result
     if result is None:
         return _DROP
-    if hasattr(type(result), "__anext__"):
+    if _fans_out(type(result)):
         # A failed attempt's outputs must not leak out, so a fan-out is read completely
         # inside the stage's guarded region.
         async with aclosing(result) if hasattr(result, "aclose") else _null():
@@ -836,6 +836,7 @@ class Pipeline(Generic[In, Out]):
         slots = self._slots
         count = len(slots)
         clock = time.perf_counter
+        fan_out = _FAN_OUT.get
         start = clock()
         while index < count:
             slot = slots[index]
@@ -845,7 +846,7 @@ class Pipeline(Generic[In, Out]):
                 result = slot.call(item)
                 if type(result) is CoroutineType:
                     result = await result
-                    if result is not None and _fans_out(type(result)):
+                    if result is not None and fan_out(type(result)) is not False:
                         result = await _settle(result)
                 elif result is not None:
                     result = await _settle(result)
