@@ -159,6 +159,16 @@ def machine(policy: EvictionPolicy) -> type[RuleBasedStateMachine]:
             self.model.set(key, self.counter, expires, now)
             self.check_events()
 
+        @rule(key=KEYS, ttl=TTLS)
+        def set_many(self, key: str, ttl: float | None) -> None:
+            # set() has an inlined fast path; set_many takes the general one.
+            self.counter += 1
+            now = self.clock()
+            expires = now + (DEFAULT_TTL if ttl is None else ttl)
+            self.run(self.cache.set_many({key: self.counter}, ttl))
+            self.model.set(key, self.counter, expires, now)
+            self.check_events()
+
         @rule(key=KEYS)
         def get(self, key: str) -> None:
             assert self.run(self.cache.get(key)) == self.model.get(key, self.clock())

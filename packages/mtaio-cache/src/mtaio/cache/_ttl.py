@@ -6,10 +6,12 @@ Data layout (chosen for speed and bytes per entry, see the package README):
   ``move_to_end`` (LRU recency) and ``popitem(last=False)`` (the victim).
 * LFU keeps a plain ``dict`` and a doubly linked list of frequency nodes, each holding a
   circular list of its entries (the O(1) LFU of Shah, Mitra and Matani, 2010).
-* Expiry uses a timing wheel: entries that expire in the same second share a bucket, an
-  intrusive circular list reached through ``_buckets[second]``; a heap holds the bucket
-  seconds. The cleanup pops the buckets whose second has passed, so its work is proportional
-  to what expired, never to the cache size.
+* Expiry: entries written with the default ttl (and no jitter) expire in the order they
+  are written, so they sit in one intrusive list (``_dlist``) purged from its head. Any
+  other expiry goes into a timing wheel: entries that expire in the same second share a
+  bucket, an intrusive circular list reached through ``_buckets[second]``; a heap holds the
+  bucket seconds. The cleanup walks the list head and pops the buckets whose second has
+  passed, so its work is proportional to what expired, never to the cache size.
 
 Every public operation finishes its bookkeeping synchronously, before any ``await``, so
 there is no lock: eviction listeners run after the cache is consistent again and may use it.
@@ -60,6 +62,7 @@ _floor = math.floor
 _heappush = heapq.heappush
 _heappop = heapq.heappop
 _get_running_loop = asyncio.get_running_loop
+_new_object = object.__new__
 
 _EXPIRED = EvictionReason.EXPIRED
 _CAPACITY = EvictionReason.CAPACITY
@@ -196,6 +199,8 @@ class TTLCache(Generic[T]):
         "_clock",
         "_data",
         "_default_ttl",
+        "_dlist",
+        "_entry_class",
         "_evictions",
         "_expirations",
         "_freq_root",
@@ -253,8 +258,10 @@ class TTLCache(Generic[T]):
         self._lru = self._policy is EvictionPolicy.LRU
         self._lfu = self._policy is EvictionPolicy.LFU
         self._data = {} if self._lfu else OrderedDict()
+        self._entry_class: type[_Entry] = _LFUEntry if self._lfu else _Entry
         self._freq_root = _FreqNode(0)
         self._buckets: dict[int, _Entry] = {}
+        self._dlist = _new_bucket()
         self._heap: list[int] = []
         self._listeners: list[_Listener] = []
         self._notify = False
@@ -512,7 +519,56 @@ class TTLCache(Generic[T]):
         """
         if self._timer_loop is not _get_running_loop():
             self._start_timer()
-        removed = self._store(key, value, self._expiry(ttl))
+        data = self._data
+        if ttl is not None or self._jitter or self._lfu:
+            removed = self._store(key, value, ttl)
+        else:
+            # The hot path, inlined (LRU/FIFO, default ttl); _store is the general case and
+            # the model tests run both.
+            try:
+                entry = data.get(key)
+            except TypeError:
+                raise _unhashable(key) from None
+            if entry is not None:
+                removed = self._store(key, value, ttl)
+            else:
+                removed = None
+                now = self._clock()
+                default_ttl = self._default_ttl
+                expires = None if default_ttl is None else now + default_ttl
+                max_size = self._max_size
+                if max_size is not None and len(data) >= max_size:
+                    entry = data.popitem(last=False)[1]  # type: ignore[call-arg]
+                    victim_expires = entry.expires
+                    if victim_expires is not None:
+                        prev = entry.wprev
+                        nxt = entry.wnext
+                        prev.wnext = nxt
+                        nxt.wprev = prev
+                    if victim_expires is not None and victim_expires <= now:
+                        self._expirations += 1
+                        reason = _EXPIRED
+                    else:
+                        self._evictions += 1
+                        reason = _CAPACITY
+                    if self._notify:
+                        removed = [(entry.key, entry.value, reason)]
+                    # the victim is recycled as the new entry (see _store)
+                else:
+                    entry = _new_object(_Entry)
+                entry.key = key
+                entry.value = value
+                entry.expires = expires
+                data[key] = entry
+                if expires is not None:
+                    dlist = self._dlist
+                    last = dlist.wprev
+                    last.wnext = entry
+                    entry.wprev = last
+                    entry.wnext = dlist
+                    dlist.wprev = entry
+                if self._inflight:
+                    self._mark_stale(key)
         if removed is not None:
             await self._dispatch(removed)
 
@@ -528,7 +584,7 @@ class TTLCache(Generic[T]):
         self._check_ttl(ttl)
         removed: list[_Removal] = []
         for key, value in items.items():
-            out = self._store(key, value, self._expiry(ttl))
+            out = self._store(key, value, ttl)
             if out is not None:
                 removed += out
         if removed:
@@ -597,7 +653,7 @@ class TTLCache(Generic[T]):
             self._wheel_remove(entry)
         entry.expires = expires
         if expires is not None:
-            self._wheel_add(entry)
+            self._link_expiry(entry, ttl is None and not self._jitter)
         if self._lru:
             self._data.move_to_end(key)  # type: ignore[attr-defined]
         elif self._lfu:
@@ -790,7 +846,7 @@ class TTLCache(Generic[T]):
         if ttl is not None:
             require_positive("ttl", ttl)
 
-    def _expiry(self, ttl: float | None) -> float | None:
+    def _expiry(self, ttl: float | None, now: float | None = None) -> float | None:
         if ttl is None:
             ttl = self._default_ttl
             if ttl is None:
@@ -803,10 +859,21 @@ class TTLCache(Generic[T]):
                 return None
         if self._jitter:
             ttl *= 1.0 - self._jitter * random.random()
-        return self._clock() + ttl
+        return (self._clock() if now is None else now) + ttl
 
-    def _store(self, key: Hashable, value: Any, expires: float | None) -> list[_Removal] | None:
-        """Insert or overwrite; return the removals to announce (None when none)."""
+    def _store(self, key: Hashable, value: Any, ttl: float | None) -> list[_Removal] | None:
+        """Insert or overwrite; return the removals to announce (None when none).
+
+        The hot path of every write, so it is written out flat: one clock reading, no
+        helper calls on the common paths.
+        """
+        now = self._clock()
+        uniform = ttl is None and not self._jitter  # expires in write order: the default list
+        if uniform:
+            ttl = self._default_ttl
+            expires = None if ttl is None else now + ttl
+        else:
+            expires = self._expiry(ttl, now)
         data = self._data
         try:
             entry = data.get(key)
@@ -815,15 +882,18 @@ class TTLCache(Generic[T]):
         removed: list[_Removal] | None = None
         if entry is not None:
             old = entry.expires
-            if old is None or old > self._clock():
+            if old is None or old > now:
                 if self._notify:
                     removed = [(key, entry.value, _REPLACED)]
                 entry.value = value
                 if old is not None:
-                    self._wheel_remove(entry)
+                    prev = entry.wprev
+                    nxt = entry.wnext
+                    prev.wnext = nxt
+                    nxt.wprev = prev
                 entry.expires = expires
                 if expires is not None:
-                    self._wheel_add(entry)
+                    self._link_expiry(entry, uniform)
                 if self._lru:
                     data.move_to_end(key)  # type: ignore[attr-defined]
                 elif self._lfu:
@@ -834,38 +904,46 @@ class TTLCache(Generic[T]):
             removed = self._expire_entry(entry)
         max_size = self._max_size
         if max_size is not None and len(data) >= max_size:
-            removed = self._evict_one(removed)
-        if self._lfu:
-            lfu_entry = _LFUEntry(key, value, expires)
-            data[key] = lfu_entry
-            self._lfu_insert(lfu_entry)
-            entry = lfu_entry
+            # Make room: the policy's victim (an expired one counts as an expiration).
+            if self._lfu:
+                victim: _Entry = self._freq_root.next.head.next
+                del data[victim.key]
+                self._lfu_remove(victim)  # type: ignore[arg-type]
+            else:
+                victim = data.popitem(last=False)[1]  # type: ignore[call-arg]
+            victim_expires = victim.expires
+            if victim_expires is not None:
+                prev = victim.wprev
+                nxt = victim.wnext
+                prev.wnext = nxt
+                nxt.wprev = prev
+            if victim_expires is not None and victim_expires <= now:
+                self._expirations += 1
+                reason = _EXPIRED
+            else:
+                self._evictions += 1
+                reason = _CAPACITY
+            if self._notify:
+                if removed is None:
+                    removed = []
+                removed.append((victim.key, victim.value, reason))
+            # Recycle the victim as the new entry: nothing else refers to it, and reusing
+            # it saves an allocation and a deallocation on every write to a full cache.
+            entry = victim
         else:
-            entry = _Entry(key, value, expires)
-            data[key] = entry
+            # object.__new__ plus three stores is a third cheaper than a Python __init__;
+            # the links are set only when the entry joins a list (they are read only then).
+            entry = _new_object(self._entry_class)
+        entry.key = key
+        entry.value = value
+        entry.expires = expires
+        data[key] = entry
         if expires is not None:
-            self._wheel_add(entry)
+            self._link_expiry(entry, uniform)
+        if self._lfu:
+            self._lfu_insert(entry)  # type: ignore[arg-type]
         if self._inflight:
             self._mark_stale(key)
-        return removed
-
-    def _evict_one(self, removed: list[_Removal] | None) -> list[_Removal] | None:
-        if self._lfu:
-            victim: _Entry = self._freq_root.next.head.next
-        else:
-            victim = self._data[next(iter(self._data))]
-        expires = victim.expires
-        if expires is not None and expires <= self._clock():
-            reason = _EXPIRED
-            self._expirations += 1
-        else:
-            reason = _CAPACITY
-            self._evictions += 1
-        self._unlink(victim)
-        if self._notify:
-            if removed is None:
-                removed = []
-            removed.append((victim.key, victim.value, reason))
         return removed
 
     def _expire_entry(self, entry: _Entry) -> list[_Removal] | None:
@@ -910,6 +988,8 @@ class TTLCache(Generic[T]):
                     removed.append((key, entry.value, _CLEARED))
         data.clear()
         self._buckets.clear()
+        dlist = self._dlist
+        dlist.wprev = dlist.wnext = dlist
         self._heap.clear()
         root = self._freq_root
         root.prev = root.next = root
@@ -923,12 +1003,20 @@ class TTLCache(Generic[T]):
 
     # --- the expiry wheel
 
-    def _wheel_add(self, entry: _Entry) -> None:
-        second = _floor(entry.expires)  # type: ignore[arg-type]
-        bucket = self._buckets.get(second)
-        if bucket is None:
-            bucket = self._buckets[second] = _new_bucket()
-            _heappush(self._heap, second)
+    def _link_expiry(self, entry: _Entry, uniform: bool) -> None:
+        """Link ``entry`` at the tail of the default list (``uniform``) or into the wheel."""
+        if uniform:
+            # Entries given the default ttl, without jitter, expire in the order they are
+            # written (the clock is monotonic): one list, appended at the tail, purged from
+            # the head, needs no bucket lookup. It is the common case and the hot path.
+            bucket = self._dlist
+        else:
+            second = _floor(entry.expires)  # type: ignore[arg-type]
+            found = self._buckets.get(second)
+            if found is None:
+                found = self._buckets[second] = _new_bucket()
+                _heappush(self._heap, second)
+            bucket = found
         last = bucket.wprev
         last.wnext = entry
         entry.wprev = last
@@ -948,7 +1036,8 @@ class TTLCache(Generic[T]):
     def _purge(self, now: float, removed: list[_Removal], *, exact: bool) -> int:
         """Drop expired entries and return how many.
 
-        First the buckets whose second has passed (all expired), then, if ``exact``, the
+        First the head of the default list (sorted by expiry) up to the first live entry,
+        then the buckets whose second has passed (all expired), then, if ``exact``, the
         expired entries of the current second's bucket.
         """
         heap = self._heap
@@ -958,6 +1047,20 @@ class TTLCache(Generic[T]):
         notify = self._notify
         current = _floor(now)
         count = 0
+        dlist = self._dlist
+        entry = dlist.wnext
+        while entry is not dlist and entry.expires <= now:
+            nxt = entry.wnext
+            entry.wprev = entry.wnext = None
+            del data[entry.key]
+            if lfu:
+                self._lfu_remove(entry)
+            if notify:
+                removed.append((entry.key, entry.value, _EXPIRED))
+            count += 1
+            entry = nxt
+        entry.wprev = dlist
+        dlist.wnext = entry
         while heap and heap[0] < current:
             bucket = buckets.pop(_heappop(heap))
             entry = bucket.wnext
@@ -1115,7 +1218,7 @@ class TTLCache(Generic[T]):
         if flight is None or not flight.stale:
             if self._timer_loop is not _get_running_loop():
                 self._start_timer()
-            removed = self._store(key, value, self._expiry(ttl))
+            removed = self._store(key, value, ttl)
             if removed is not None:
                 await self._dispatch(removed)
         return value
@@ -1320,16 +1423,12 @@ class CacheTransaction(Generic[T]):
         if cache._timer_loop is not _get_running_loop():
             cache._start_timer()
         removed: list[_Removal] = []
-        # Expiries first (they can raise on a bad clock), then every mutation in one step.
-        planned = [
-            (key, value, None if value is _DELETE else cache._expiry(ttl))
-            for key, (value, ttl) in ops.items()
-        ]
-        for key, value, expires in planned:
+        # Every ttl was checked when buffered: nothing below raises half way.
+        for key, (value, ttl) in ops.items():
             if value is _DELETE:
                 cache._delete(key, removed)
             else:
-                out = cache._store(key, value, expires)
+                out = cache._store(key, value, ttl)
                 if out is not None:
                     removed += out
         if removed:
