@@ -25,12 +25,15 @@ from ._metrics import quantile, require_name
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-# A finished trace as stored on the hot path: cheaper to build than an object; turned into
-# :class:`Trace` by get_profile().
-# (id, parent id, name, start, end, error type name, task name, memory delta, stack)
-_Record = tuple[
+# A finished trace as stored: a tuple is cheaper to build than an object; get_profile() turns
+# it into a Trace. The decorator's hot path stores the short form (7 items: every tuple slot
+# costs), Span the long one with the memory delta and the stack.
+# (id, parent id, name, start, end, error type name, task name[, memory delta, stack])
+_Short = tuple[int, int | None, str, float, float, str | None, str | None]
+_Long = tuple[
     int, int | None, str, float, float, str | None, str | None, int | None, tuple[str, ...] | None
 ]
+_Record = _Short | _Long
 
 
 @final
@@ -462,7 +465,7 @@ class Profiler:
                 finally:
                     end = clock()
                     current.reset(token)
-                    append((tid, parent, name, start, end, error, task, None, None))
+                    append((tid, parent, name, start, end, error, task))
 
             return async_wrapper  # type: ignore[return-value]
 
@@ -526,8 +529,8 @@ class Profiler:
             return depths[tid]
 
         traces = tuple(
-            Trace(tid, name, parent, depth(tid), start, end, end - start, task, error, mem, stack)
-            for tid, parent, name, start, end, error, task, mem, stack in records
+            Trace(r[0], r[2], r[1], depth(r[0]), r[3], r[4], r[4] - r[3], r[6], r[5], *r[7:])
+            for r in records
         )
         by_name: dict[str, list[Trace]] = {}
         for t in traces:
