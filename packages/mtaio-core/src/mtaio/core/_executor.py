@@ -236,6 +236,7 @@ class _Batch:
         "out",
         "results",
         "source",
+        "spread",
         "stopped",
         "workers",
     )
@@ -265,6 +266,7 @@ class _Batch:
         self.alive = 0
         self.done: asyncio.Future[None] | None = None
         self.closes_leftovers = func is None
+        self.spread = True  # call func(*item); False: the source yields single arguments
 
     def start(self, n: int) -> None:
         loop = asyncio.get_running_loop()
@@ -327,6 +329,7 @@ class _Batch:
         assert me is not None
         source = self.source
         func = self.func
+        spread = self.spread
         results = self.results
         out = self.out
         try:
@@ -363,7 +366,12 @@ class _Batch:
                     ex._pending -= 1
                 ex._running += 1
                 try:
-                    value = await (item if func is None else func(*item))
+                    if func is None:
+                        value = await item
+                    elif spread:
+                        value = await func(*item)
+                    else:
+                        value = await func(item)
                 except asyncio.CancelledError as error:
                     ex._running -= 1
                     ex._leave()
@@ -1009,6 +1017,10 @@ class TaskExecutor:
             raise ExecutorClosedError("the executor is closed")
         out: AsyncQueue[Any] | None = AsyncQueue(workers) if stream else None
         if all(isinstance(it, Iterable) for it in iterables):
+            if len(iterables) == 1:  # no 1-tuples to build and unpack per item
+                batch = _Batch(self, iter(iterables[0]), None, func, mode, out)  # type: ignore[arg-type]
+                batch.spread = False
+                return batch, workers
             source: Iterator[Any] = zip(*iterables, strict=False)
             return _Batch(self, source, None, func, mode, out), workers
         return _Batch(self, None, _azip(iterables), func, mode, out), workers

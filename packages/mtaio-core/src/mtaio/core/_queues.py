@@ -198,6 +198,9 @@ class _QueueBase(Generic[T]):
             if self._putters:
                 self._grant_putters()
             return item
+        return await self._get_waiting()
+
+    async def _get_waiting(self) -> T:
         if self._closed or not await self._wait(self._getters):
             raise QueueClosedError("the queue is closed and empty")
         self._claimed -= 1
@@ -319,6 +322,25 @@ class AsyncQueue(_QueueBase[T]):
     def _pop(self) -> T:
         return self._items.popleft()
 
+    async def get(self) -> T:
+        """Remove and return the oldest item, waiting until one is available.
+
+        Items put before :meth:`close` are still delivered; after that, getters fail.
+
+        Returns:
+            The next item.
+
+        Raises:
+            QueueClosedError: If the queue is closed and holds no more item.
+        """
+        items = self._items
+        if len(items) > self._claimed:  # the storage hooks inlined: this is the hot path
+            item = items.popleft()
+            if self._putters:
+                self._grant_putters()
+            return item
+        return await self._get_waiting()
+
     def put_nowait(self, item: T) -> None:
         """Put an item without waiting.
 
@@ -418,6 +440,25 @@ class PriorityQueue(_QueueBase[T]):
     def _pop(self) -> T:
         return heapq.heappop(self._heap)[2]
 
+    async def get(self) -> T:
+        """Remove and return the item of lowest priority, waiting until one is available.
+
+        Items put before :meth:`close` are still delivered; after that, getters fail.
+
+        Returns:
+            The next item.
+
+        Raises:
+            QueueClosedError: If the queue is closed and holds no more item.
+        """
+        heap = self._heap
+        if len(heap) > self._claimed:  # the storage hooks inlined: this is the hot path
+            item = heapq.heappop(heap)[2]
+            if self._putters:
+                self._grant_putters()
+            return item
+        return await self._get_waiting()
+
     def put_nowait(self, item: T, priority: Any = 0) -> None:
         """Put an item without waiting.
 
@@ -446,4 +487,6 @@ class PriorityQueue(_QueueBase[T]):
         if self._closed or 0 < self._maxsize <= len(self._heap) + self._reserved:
             await self._wait_room()
         heapq.heappush(self._heap, (priority, self._seq(), item))
-        self._after_put()
+        self._unfinished += 1  # _after_put() inlined: this is the hot path
+        if self._getters:
+            self._grant_getters()
