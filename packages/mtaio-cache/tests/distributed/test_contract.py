@@ -196,3 +196,16 @@ async def test_snippet_style_positional_nodes_list(cluster: Any) -> None:
         assert await cache.get("k") == "v"
     finally:
         await cache.close()
+
+
+async def test_stats_per_node(cluster: Any) -> None:
+    async with make(cluster, replication_factor=1) as cache:
+        await asyncio.gather(*(cache.set(f"k{i}", i) for i in range(60)))
+        nodes = cache.stats()["nodes"]
+        assert set(nodes) == set(cache.nodes)
+        assert sum(n["ops"] for n in nodes.values()) == 60
+        for n in nodes.values():
+            assert n["up"] and n["errors"] == 0 and n["timeouts"] == 0
+            assert n["round_trips"] <= n["ops"]
+            assert n["latency_max_ms"] >= n["latency_avg_ms"] > 0
+            assert n["queued"] == 0 and n["in_flight"] == 0

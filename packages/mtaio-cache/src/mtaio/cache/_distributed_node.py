@@ -275,7 +275,7 @@ class NodeLink:
         """Counters of this node (see :meth:`DistributedCache.stats`)."""
         return {
             "up": self.up,
-            "commands": self.commands,
+            "ops": self.commands,
             "round_trips": self.batches,
             "errors": self.errors,
             "timeouts": self.timeouts,
