@@ -209,3 +209,27 @@ async def test_stats_per_node(cluster: Any) -> None:
             assert n["round_trips"] <= n["ops"]
             assert n["latency_max_ms"] >= n["latency_avg_ms"] > 0
             assert n["queued"] == 0 and n["in_flight"] == 0
+
+
+async def test_read_repair_chance_repairs_replicas_behind_a_single_replica_read(
+    cluster: Any, raw_clients: list[aioredis.Redis]
+) -> None:
+    async with make(cluster, replication_factor=3, read_repair_chance=1.0) as cache:
+        await cache.set("k", "new")
+        first = cache.nodes.index(cache.replicas("k")[0])
+        others = [c for i, c in enumerate(raw_clients) if i != first]
+        await others[0].set(b"mtaio:k", pack_envelope(KIND_VALUE, 1, 1, 0, b'"old"'))
+        await others[1].set(b"mtaio:k", b"garbage")
+        assert await cache.get("k") == "new"
+        for _ in range(50):
+            if cache.stats()["repairs"] == 2:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.02)
+        for c in raw_clients:
+            assert unpack_envelope(await raw_get(c, b"mtaio:k")).payload == b'"new"'
+    async with make(cluster, replication_factor=3, read_repair_chance=0.0) as cache:
+        await others[0].set(b"mtaio:k", pack_envelope(KIND_VALUE, 1, 1, 0, b'"old"'))
+        assert await cache.get("k") == "new"
+        await asyncio.sleep(0.02)
+        assert cache.stats()["repairs"] == 0

@@ -17,6 +17,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Generic, Self, TypeVar, final, overload
 from urllib.parse import urlsplit
@@ -119,6 +120,9 @@ class DistributedCache(Generic[T]):
         tombstone_ttl: Seconds a deletion marker lives on the nodes.
         max_connections: Connections (pipelined batches in flight) per node.
         vnodes: Points per node on the hash ring.
+        read_repair_chance: With ``read_quorum=1``, the fraction of reads that also ask
+            the other replicas in the background and repair the stale ones (reads with a
+            larger quorum always repair what they see).
 
     Raises:
         CacheDependencyError: redis-py is not installed.
@@ -137,6 +141,7 @@ class DistributedCache(Generic[T]):
         "_namespace",
         "_prefix",
         "_r",
+        "_repair_chance",
         "_resync_again",
         "_resyncing",
         "_rf",
@@ -168,6 +173,7 @@ class DistributedCache(Generic[T]):
         tombstone_ttl: float = 300.0,
         max_connections: int = 4,
         vnodes: int = 160,
+        read_repair_chance: float = 0.1,
     ) -> None:
         try:
             from redis.asyncio.connection import ConnectionPool
@@ -208,6 +214,11 @@ class DistributedCache(Generic[T]):
         self._max_backoff = max(require_positive("max_backoff", max_backoff), down_backoff)
         self._tombstone_ms = max(1, int(require_positive("tombstone_ttl", tombstone_ttl) * 1000))
         require_positive_int("max_connections", max_connections)
+        if not 0.0 <= read_repair_chance <= 1.0:
+            raise ConfigurationError(
+                f"read_repair_chance must be in [0, 1], got {read_repair_chance!r}"
+            )
+        self._repair_chance = float(read_repair_chance)
         self._default_ttl = default_ttl
         self._namespace = namespace
         self._prefix = namespace.encode() + b":"
@@ -554,15 +565,58 @@ class DistributedCache(Generic[T]):
         cmd = (b"GET", rkey)
         if self._r == 1:
             error: CacheError | None = None
-            for node in live:
+            for i, node in enumerate(live):
                 res = await node.submit(cmd)
                 if res.__class__ is Failure:
                     error = res.error
                     continue
-                return self._decode(res)
+                env = self._decode(res)
+                if (
+                    self._repair_chance
+                    and i + 1 < len(live)
+                    and random.random() < self._repair_chance
+                ):
+                    self._background_check(rkey, node, env, live[i + 1 :])
+                return env
             assert error is not None
             raise error
         return await self._read_quorum(rkey, live, cmd)
+
+    def _background_check(
+        self, rkey: bytes, first: NodeLink, env: Envelope | None, others: list[NodeLink]
+    ) -> None:
+        """Read repair for ``read_quorum=1``: compare the other replicas off the hot path."""
+        answers: list[tuple[NodeLink, Envelope | None]] = [(first, env)]
+        left = len(others)
+
+        def on_done(node: NodeLink, fut: asyncio.Future[Any]) -> None:
+            nonlocal left
+            left -= 1
+            res = fut.result()
+            if res.__class__ is not Failure:
+                try:
+                    answers.append((node, None if res is None else unpack_envelope(res)))
+                except CacheSerializationError:
+                    answers.append((node, None))  # garbage is overwritten like a stale copy
+            if left == 0:
+                self._repair_stale(rkey, answers)
+
+        for node in others:
+            node.submit((b"GET", rkey)).add_done_callback(partial(on_done, node))
+
+    def _repair_stale(
+        self, rkey: bytes, answers: list[tuple[NodeLink, Envelope | None]]
+    ) -> Envelope | None:
+        """Rewrite every answer older than the newest one; return the newest."""
+        newest: Envelope | None = None
+        for _, env in answers:
+            if env is not None and (newest is None or env.order > newest.order):
+                newest = env
+        if newest is not None:
+            for node, env in answers:
+                if env is None or env.order < newest.order:
+                    self._repair(node, rkey, newest)
+        return newest
 
     def _decode(self, res: bytes | None) -> Envelope | None:
         if res is None:
@@ -608,18 +662,12 @@ class DistributedCache(Generic[T]):
                 f"read quorum {need} not reached for {rkey.decode(errors='replace')!r}: "
                 + "; ".join(errors)
             )
-        newest: Envelope | None = None
-        for _, env in answers:
-            if env is not None and (newest is None or env.order > newest.order):
-                newest = env
+        newest = self._repair_stale(rkey, answers)
         if newest is None:
             if bad is not None:
                 raise bad
             return None
         self._hlc.observe(newest.version)
-        for node, env in answers:
-            if env is None or env.order < newest.order:
-                self._repair(node, rkey, newest)
         return newest
 
     def _repair(self, node: NodeLink, rkey: bytes, newest: Envelope) -> None:
