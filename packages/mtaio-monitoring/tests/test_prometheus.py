@@ -159,7 +159,10 @@ async def test_close_drops_idle_connections(reader: FakeReader) -> None:
 
 
 async def test_collector_on_a_prometheus_registry(reader: FakeReader) -> None:
-    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client import (  # type: ignore[import-not-found, unused-ignore]
+        CollectorRegistry,
+        generate_latest,
+    )
 
     m = make(reader)
     registry = CollectorRegistry()

@@ -27,14 +27,16 @@ if TYPE_CHECKING:
 
 def _import_prometheus() -> ModuleType:
     try:
-        import prometheus_client
-        import prometheus_client.core
+        # The extra may be absent where mypy runs (the types env installs no extras).
+        import prometheus_client  # type: ignore[import-not-found, unused-ignore]
+        import prometheus_client.core  # type: ignore[import-not-found, unused-ignore]
     except ImportError as exc:
         raise MissingDependencyError(
             "Prometheus export needs prometheus_client; install it with "
             "pip install 'mtaio-monitoring[prometheus]'"
         ) from exc
-    return prometheus_client
+    module: ModuleType = prometheus_client  # typed even where the extra is absent (Any)
+    return module
 
 
 _INVALID = re.compile(r"[^a-zA-Z0-9_:]")

@@ -6,7 +6,8 @@ import os
 import time
 from typing import Protocol, final, runtime_checkable
 
-import psutil  # type: ignore[import-untyped]  # no stubs in the dev env (types-psutil)
+# psutil ships no stubs; types-psutil may or may not be installed where mypy runs.
+import psutil  # type: ignore[import-untyped, unused-ignore]
 
 from mtaio.typing import Clock
 
