@@ -106,3 +106,18 @@ def test_a_cache_can_be_used_from_a_second_event_loop() -> None:
     assert asyncio.run(scenario(cache, node, 2)) == 2
     asyncio.run(cache.close())
     gc.collect()
+
+
+async def test_passwords_from_the_argument_or_the_url() -> None:
+    from mtaio.cache import CacheNode
+    from mtaio.exceptions import CacheConnectionError
+
+    async with CacheNode("pw", password="s3cret") as node:
+        host, port = node.address
+        async with DistributedCache[int]([node.address], password="s3cret") as cache:
+            await cache.set("k", 1)
+        async with DistributedCache[int]([f"redis://:s3cret@{host}:{port}/0"]) as cache:
+            assert await cache.get("k") == 1
+        async with DistributedCache[int]([node.address], password="wrong", timeout=0.5) as cache:
+            with pytest.raises(CacheConnectionError, match="invalid username-password"):
+                await cache.get("k")
