@@ -26,6 +26,7 @@ from mtaio.exceptions import (
     ConfigurationTypeError,
     require_positive_int,
 )
+from mtaio.typing import Clock
 
 from ._distributed import _is_str, is_address
 from ._resp import Reply, RespError, RespParser, RespProtocolError, encode_reply
@@ -114,7 +115,7 @@ class CacheNode:
         max_value_bytes: int = 16 << 20,
         max_request_bytes: int | None = None,
         max_clients: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time.monotonic,
     ) -> None:
         if not _is_str(node_id):
             raise ConfigurationTypeError(f"node_id must be a str, got {type(node_id).__name__}")
