@@ -233,3 +233,13 @@ async def test_read_repair_chance_repairs_replicas_behind_a_single_replica_read(
         assert await cache.get("k") == "new"
         await asyncio.sleep(0.02)
         assert cache.stats()["repairs"] == 0
+
+
+async def test_huge_batches_leave_in_slices(cluster: Any) -> None:
+    async with make(cluster, replication_factor=1, max_connections=2) as cache:
+        items = {f"k{i}": i for i in range(5000)}
+        await cache.set_many(items)
+        assert await cache.get_many(list(items)) == items
+        nodes = cache.stats()["nodes"].values()
+        assert sum(n["ops"] for n in nodes) == 10000
+        assert all(n["round_trips"] >= n["ops"] / 1024 for n in nodes)

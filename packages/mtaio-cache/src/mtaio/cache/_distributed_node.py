@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ("CacheTimeoutError", "Failure", "NodeLink")
 
 _log: Final = logging.getLogger("mtaio.cache")
+MAX_BATCH: Final = 1024  # commands per round trip
 
 
 @final
@@ -169,7 +170,14 @@ class NodeLink:
         # submitted in the meantime.
         self._armed = False
         batch = self._pending
-        self._pending = []
+        if len(batch) <= MAX_BATCH:
+            self._pending = []
+        else:
+            # A huge queue (set_many of 100k keys) leaves in slices: each round trip stays
+            # well inside the timeout, and free connections carry slices in parallel.
+            batch, self._pending = batch[:MAX_BATCH], batch[MAX_BATCH:]
+            if self._inflight < self._max_inflight and self._loop is not None:
+                self._arm(self._loop)
         conn = self._conns.pop() if self._conns else self._pool.make_connection()  # type: ignore[no-untyped-call]
         done = 0
         start = time.perf_counter()
