@@ -261,3 +261,34 @@ async def test_close_while_submitted_work_waits_for_its_start_time(
     assert handles[1].cancelled() and handles[2].cancelled()
     assert all(inspect.getcoroutinestate(c) == inspect.CORO_CLOSED for c in coros)
     assert not leftovers()
+
+
+async def test_submitted_work_shares_the_cap_with_run(probe: Any) -> None:
+    async with TaskExecutor(limit=1) as executor:
+        gate = asyncio.Event()
+        holder = asyncio.ensure_future(executor.run(gate.wait()))
+        await asyncio.sleep(0)
+        handles = [executor.submit(probe.job(p), priority=p) for p in (3, 0, -2, 1)]
+        await asyncio.sleep(0.01)
+        assert probe.started == []  # the slot is held by run()
+        gate.set()
+        await holder
+        await asyncio.gather(*handles)
+        assert probe.started == [-2, 0, 1, 3]
+        assert probe.peak == 1
+
+
+async def test_many_cancelled_slot_waiters_do_not_pile_up() -> None:
+    async with TaskExecutor(limit=1) as executor:
+        gate = asyncio.Event()
+        holder = asyncio.ensure_future(executor.run(gate.wait()))
+        await asyncio.sleep(0)
+        for _ in range(150):
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0):
+                    await executor.run(asyncio.sleep(0))
+        assert len(executor._slot_waiters) < 150
+        gate.set()
+        await holder
+        assert await executor.run(asyncio.sleep(0, "ok")) == "ok"
+        assert executor.stats()["pending"] == 0
