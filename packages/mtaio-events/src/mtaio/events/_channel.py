@@ -44,6 +44,7 @@ OverflowPolicy: TypeAlias = Literal["block", "drop_oldest", "drop_newest", "disc
 """What ``publish`` does when a subscriber's queue is full; see :meth:`Channel.subscribe`."""
 _POLICIES = ("block", "drop_oldest", "drop_newest", "disconnect")
 _ROUTE_CACHE_LIMIT = 4096
+_new_message = object.__new__
 
 
 class ChannelClosedError(EventError):
@@ -64,14 +65,25 @@ class Message(Generic[T]):
         metadata: Extra information given to ``publish`` (an empty dict by default).
     """
 
-    __slots__ = ("data", "metadata", "topic")
+    __slots__ = ("_metadata", "data", "topic")
+
+    data: T
+    topic: str | None
 
     def __init__(
         self, data: T, topic: str | None = None, metadata: Mapping[str, Any] | None = None
     ) -> None:
         self.data = data
         self.topic = topic
-        self.metadata: dict[str, Any] = {} if metadata is None else dict(metadata)
+        self._metadata = None if metadata is None else dict(metadata)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Extra information given to ``publish`` (an empty dict, made on first read)."""
+        metadata = self._metadata
+        if metadata is None:
+            metadata = self._metadata = {}
+        return metadata
 
     def __repr__(self) -> str:
         return f"Message({self.data!r}, topic={self.topic!r}, metadata={self.metadata!r})"
@@ -136,6 +148,7 @@ class Subscriber(Generic[T]):
         "_buffer",
         "_channel",
         "_closed",
+        "_drop_oldest",
         "_dropped",
         "_getters",
         "_matchers",
@@ -161,7 +174,8 @@ class Subscriber(Generic[T]):
         )
         self._maxsize = maxsize
         self._overflow = overflow
-        self._buffer: deque[Message[T]] = deque()
+        self._buffer: deque[Message[T]] = deque(maxlen=maxsize)
+        self._drop_oldest = overflow == "drop_oldest"
         self._getters: deque[asyncio.Future[None]] = deque()
         self._putters: deque[asyncio.Future[None]] = deque()
         self._closed = False
@@ -206,9 +220,8 @@ class Subscriber(Generic[T]):
                 self._wake(self._getters)
             return 1
         policy = self._overflow
-        if policy == "drop_oldest":
-            buffer.popleft()
-            buffer.append(message)
+        if policy == "drop_oldest":  # (publish does this inline; kept for completeness)
+            buffer.append(message)  # deque(maxlen) drops the oldest
             self._dropped += 1
             self._channel._dropped += 1
             return 1
@@ -490,10 +503,29 @@ class Channel(Generic[T]):
         if route is None:
             route = self._route(topic)
         self._published += 1
-        message = Message(data, topic, metadata)
-        count = 0
+        # Message(data, topic, metadata) without the __init__ frame (publish hot path).
+        message: Message[T] = _new_message(Message)
+        message.data = data
+        message.topic = topic
+        message._metadata = None if metadata is None else dict(metadata)
+        count = dropped = 0
         blocked: list[Subscriber[T]] | None = None
         for subscriber in route:
+            # The common case inline: room in the queue. Routes never hold closed
+            # subscribers when publish starts (closing clears them).
+            buffer = subscriber._buffer
+            if len(buffer) < subscriber._maxsize:
+                buffer.append(message)
+                if subscriber._getters:
+                    subscriber._wake(subscriber._getters)
+                count += 1
+                continue
+            if subscriber._drop_oldest:
+                buffer.append(message)  # a full deque(maxlen) drops its oldest item itself
+                subscriber._dropped += 1
+                dropped += 1
+                count += 1
+                continue
             got = subscriber._offer(message)
             if got < 0:
                 if blocked is None:
@@ -505,6 +537,8 @@ class Channel(Generic[T]):
             for subscriber in blocked:
                 count += max(0, await subscriber._put(message))
         self._delivered += count
+        if dropped:
+            self._dropped += dropped
         return count
 
     async def close(self) -> None:

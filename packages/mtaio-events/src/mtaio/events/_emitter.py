@@ -51,6 +51,7 @@ ErrorPolicy: TypeAlias = Literal["auto", "raise", "log", "ignore"]
 
 H = TypeVar("H", bound=Callable[..., Any])
 
+_new_event = object.__new__
 _ERROR_POLICIES = ("auto", "raise", "log", "ignore")
 _PLAN_CACHE_LIMIT = 4096  # names with a cached plan; beyond it the cache starts over
 _seq = itertools.count()
@@ -473,7 +474,13 @@ class EventEmitter:
         self._emitted += 1
         if not fast:
             return
-        event: Event[Any] = Event(name, data, metadata)
+        # Event(name, data, metadata) without the __init__ call: a Python frame less per
+        # emit is ~10% of the 1-handler emit cost. The empty metadata dict is made on first read.
+        event: Event[Any] = _new_event(Event)
+        event.name = name
+        event.data = data
+        event._metadata = None if metadata is None else dict(metadata)
+        event.propagate = True
         failures: list[tuple[Callable[..., Any], Exception]] | None = None
         for handler in fast:
             try:
