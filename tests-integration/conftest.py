@@ -8,7 +8,9 @@ guide prints it, so the tests cannot drift from the guide.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import sys
+import types
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,18 +35,29 @@ def snippets() -> list[str]:
 
 
 def load_snippet(number: int, extra_preamble: str = "") -> dict[str, Any]:
-    """Execute snippet ``number`` (1-based) verbatim and return its module namespace."""
+    """Execute snippet ``number`` (1-based) verbatim as a module; return its namespace.
+
+    The module is registered in ``sys.modules`` as a user's module would be (dataclasses and
+    pickling look classes up there) and compiled with ``dont_inherit=True`` so that this
+    file's own ``from __future__`` imports do not leak into the snippet.
+    """
     code = snippets()[number - 1]
-    namespace: dict[str, Any] = {"__name__": f"seed_snippet_{number}"}
-    exec(compile(PREAMBLE + extra_preamble, "<preamble>", "exec"), namespace)
-    exec(compile(code, f"<seed snippet {number}>", "exec"), namespace)
+    module = types.ModuleType(f"seed_snippet_{number}")
+    sys.modules[module.__name__] = module
+    namespace = module.__dict__
+    exec(compile(PREAMBLE + extra_preamble, "<preamble>", "exec", dont_inherit=True), namespace)
+    exec(compile(code, f"<seed snippet {number}>", "exec", dont_inherit=True), namespace)
     return namespace
 
 
 @pytest.fixture
-def seed_snippet() -> Callable[..., dict[str, Any]]:
-    """Load a seed snippet by number: ``ns = seed_snippet(10)``."""
-    return load_snippet
+def seed_snippet() -> Iterator[Callable[..., dict[str, Any]]]:
+    """Load a seed snippet by number: ``ns = seed_snippet(10)``; unloaded after the test."""
+    before = set(sys.modules)
+    yield load_snippet
+    for name in set(sys.modules) - before:
+        if name.startswith("seed_snippet_"):
+            del sys.modules[name]
 
 
 @pytest.fixture

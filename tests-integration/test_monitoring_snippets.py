@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
-import types
 from collections.abc import Callable
 from typing import Any
 
@@ -15,12 +13,8 @@ from mtaio.monitoring import Alert, ResourceMonitor
 
 @pytest.mark.looptime
 async def test_snippet_9_application_monitor(
-    seed_snippet: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+    seed_snippet: Callable[..., dict[str, Any]],
 ) -> None:
-    # conftest compiles snippets without dont_inherit=True, so they inherit its
-    # `from __future__ import annotations`; @dataclass then looks the snippet's module up in
-    # sys.modules (for string annotations) and needs it to exist.
-    monkeypatch.setitem(sys.modules, "seed_snippet_9", types.ModuleType("seed_snippet_9"))
     ns = seed_snippet(9)
     assert issubclass(ns["ApplicationMonitor"], ResourceMonitor)
     monitor: Any = ns["ApplicationMonitor"]()  # a snippet class: typed by use, not by mypy
