@@ -116,6 +116,8 @@ class TaskHandle(Generic[T]):
         return self._priority
 
     def __await__(self) -> Generator[Any, None, T]:
+        if self._state == _DONE:
+            return self._result  # type: ignore[no-any-return]
         if self._state < _DONE:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             if self._listeners is None:
@@ -1166,12 +1168,12 @@ class TaskExecutor:
         try:
             while (fifo or queue) and self._submit_workers <= self._capacity:
                 if self._active < self._capacity and not self._slot_waiters:
-                    self._active += 1
+                    self._active += 1  # no await: the queue cannot have emptied meanwhile
                 else:
                     await self._wait_slot(self._next_priority())
-                if not (fifo or queue):
-                    self._leave()
-                    break
+                    if not (fifo or queue):
+                        self._leave()
+                        break
                 handle = self._pop_submitted() if queue else fifo.popleft()
                 aw = handle._aw
                 handle._aw = None  # type: ignore[assignment]  # the handle does not keep it
