@@ -157,3 +157,26 @@ async def test_once_handlers_across_links() -> None:
     await a.emit("x")
     await a.emit("x")
     assert seen == ["a", "b"]
+
+
+async def test_fast_path_comes_back_after_unpipe_and_batch() -> None:
+    a, b = EventEmitter(), EventEmitter()
+
+    async def handler(event: Event[Any]) -> None:
+        pass
+
+    a.on("x", handler)
+    await a.emit("x")
+    assert "x" in a._fast
+    a.pipe(b)
+    await a.emit("x")
+    assert not a._fast
+    a.unpipe(b)
+    await a.emit("x")
+    assert "x" in a._fast
+    async with a.batch_operations():
+        await a.emit("x")
+        assert not a._fast
+    await a.emit("x")
+    assert "x" in a._fast
+    assert a.stats().delivered == 5

@@ -341,7 +341,13 @@ class EventEmitter:
             self._fast.pop(key, None)
 
     def _update_slow(self) -> None:
-        self._slow = bool(self._links) or self._batch_depth > 0
+        # While slow, the fast table stays empty, so the hot path needs no extra check:
+        # a miss in it leads to the general path, which looks at this flag.
+        slow = bool(self._links) or self._batch_depth > 0
+        if slow != self._slow:
+            self._slow = slow
+            self._plans.clear()  # rebuilt on demand, with (or without) their fast entries
+            self._fast.clear()
 
     def _discard(self, listener: _Listener) -> None:
         listeners = self._registry.get(listener.key)
@@ -431,7 +437,9 @@ class EventEmitter:
             self._plans.clear()
             self._fast.clear()
         self._plans[name] = plan
-        if all(lst.is_async and lst.remaining is None and not lst.batch for lst in plan):
+        if not self._slow and all(
+            lst.is_async and lst.remaining is None and not lst.batch for lst in plan
+        ):
             self._fast[name] = tuple(lst.fn for lst in plan)
         return plan
 
@@ -456,14 +464,14 @@ class EventEmitter:
             EventHandlerError: When handlers failed and the error policy says to raise.
             ConfigurationError: On an empty or non-string name.
         """
-        if self._slow:
-            await self._emit_slow(name, data, metadata, None)
-            return
         try:
             fast = self._fast.get(name)
         except TypeError:  # unhashable, so not a str: let _plan_for say so
             fast = None
         if fast is None:
+            if self._slow:
+                await self._emit_slow(name, data, metadata, None)
+                return
             plan = self._plan_for(name)  # validates the name, caches the plan
             fast = self._fast.get(name)
             if fast is None:
