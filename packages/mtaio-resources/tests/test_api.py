@@ -13,3 +13,14 @@ def test_all_lists_exactly_the_public_names() -> None:
     assert set(mtaio.resources.__all__) == public
     for name in mtaio.resources.__all__:
         assert getattr(mtaio.resources, name).__doc__
+
+
+def test_public_objects_name_the_public_module() -> None:
+    import pickle
+
+    for name in mtaio.resources.__all__:
+        assert getattr(mtaio.resources, name).__module__ == "mtaio.resources"
+    limit = mtaio.resources.Limit(5, per=2)
+    assert pickle.loads(pickle.dumps(limit)) == limit
+    state = mtaio.resources.CircuitState.OPEN
+    assert pickle.loads(pickle.dumps(state)) is state

@@ -50,3 +50,11 @@ __all__ = (
     "CircuitBreaker",
     "CircuitState",
 )
+
+# Reprs, tracebacks and pickles name the public path (mtaio.resources.RateLimiter), not the
+# private module the class happens to live in (anyio's fix_package_names).
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith(__name__ + "._"):
+        _obj.__module__ = __name__
+del _name, _obj

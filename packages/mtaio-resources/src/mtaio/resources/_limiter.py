@@ -32,6 +32,9 @@ class ResourceLimiter:
     then charges the debt, so ``acquire(tokens=1 / r)`` paces calls at ``r`` per second for
     any ``r``.
 
+    ``async with`` and :meth:`limit` call this class's own ``acquire``/``release``, so a
+    subclass may give ``acquire`` another signature (the guide's takes a resource id).
+
     Args:
         rate: Tokens per second, or ``None`` for no rate limit.
         concurrency: The most holders at once, or ``None`` for no concurrency limit.

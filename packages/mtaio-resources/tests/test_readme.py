@@ -1,0 +1,22 @@
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+@pytest.mark.looptime
+async def test_the_readme_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    code = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)[0]
+    namespace: dict[str, Any] = {"__name__": "readme"}
+    exec(compile(code, str(README), "exec"), namespace)
+    await namespace["main"]()
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        str([i * 2 for i in range(10)]),
+        "expired: True",
+        "42",
+        "closed",
+    ]
