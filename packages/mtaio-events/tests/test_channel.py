@@ -255,3 +255,26 @@ async def test_cancelled_woken_publisher_passes_room_on() -> None:
     assert await asyncio.wait_for(second, 1) == 1
     assert (await sub.receive()).data == 2
     assert not sub._putters
+
+
+async def test_blocked_publisher_wakes_a_waiting_receiver() -> None:
+    channel = Channel[int]()
+    sub = await channel.subscribe(maxsize=1, overflow="block")
+    await channel.publish(0)
+    publisher = asyncio.create_task(channel.publish(1))
+    await asyncio.sleep(0)  # publisher waits for room
+
+    async def drain_two() -> list[int]:
+        return [(await sub.receive()).data, (await sub.receive()).data]
+
+    assert await asyncio.wait_for(drain_two(), 1) == [0, 1]
+    assert await publisher == 1
+
+
+async def test_offer_on_full_drop_oldest_subscriber() -> None:
+    channel = Channel[int]()
+    sub = await channel.subscribe(maxsize=1, overflow="drop_oldest")
+    assert sub._offer(Message(1)) == 1
+    assert sub._offer(Message(2)) == 1
+    assert sub.receive_nowait() == Message(2)
+    assert channel.stats().dropped == 1

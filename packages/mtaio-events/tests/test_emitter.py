@@ -548,7 +548,13 @@ async def test_bad_names(bad: Any) -> None:
 async def test_bad_arguments() -> None:
     emitter = EventEmitter()
     with pytest.raises(ConfigurationTypeError, match="handler"):
-        emitter.on("e", 42)  # type: ignore[call-overload]
+        emitter.on("e", "x")  # type: ignore[call-overload]
+    with pytest.raises(ConfigurationTypeError, match="handler"):
+        emitter.on("e", True)
+    with pytest.raises(ConfigurationTypeError, match="handler"):
+        emitter.once("e", 3)  # type: ignore[call-overload]
+    with pytest.raises(ConfigurationError, match="priority"):
+        emitter.on("e", 500)
     with pytest.raises(ConfigurationTypeError, match="priority"):
         emitter.on("e", lambda e: None, priority="high")  # type: ignore[call-overload]
     with pytest.raises(ConfigurationError, match="priority"):
@@ -609,3 +615,19 @@ async def test_async_stop_propagation_in_fast_path_counts_calls() -> None:
     emitter.on("e", never)
     await emitter.emit("e")
     assert emitter.stats().delivered == 1
+
+
+async def test_on_with_positional_priority_is_a_decorator() -> None:
+    emitter = EventEmitter()
+    order: list[str] = []
+
+    @emitter.on("e", EventPriority.LOW)
+    def low(event: Event[Any]) -> None:
+        order.append("low")
+
+    @emitter.on("e", EventPriority.HIGHEST)
+    async def top(event: Event[Any]) -> None:
+        order.append("top")
+
+    await emitter.emit("e")
+    assert order == ["top", "low"]

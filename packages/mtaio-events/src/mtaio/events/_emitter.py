@@ -216,20 +216,26 @@ class EventEmitter:
         self, name: str, handler: None = ..., *, priority: int = ..., times: int | None = ...
     ) -> Callable[[H], H]: ...
 
+    @overload
+    def on(self, name: str, handler: int, *, times: int | None = ...) -> Callable[[H], H]: ...
+
     def on(
         self,
         name: str,
-        handler: H | None = None,
+        handler: H | int | None = None,
         *,
         priority: int = EventPriority.NORMAL,
         times: int | None = None,
     ) -> H | Callable[[H], H]:
         """Register a handler for ``name``: ``on(name, handler)`` or ``@on(name)``.
 
+        ``@on(name, EventPriority.HIGH)`` (the priority in the handler's place) is the
+        decorator form with a priority, like ``@on(name, priority=EventPriority.HIGH)``.
+
         Args:
             name: An exact name, ``"*"`` or a dotted glob pattern.
-            handler: A sync or async callable taking the :class:`Event`. Omit it to use
-                ``on`` as a decorator.
+            handler: A sync or async callable taking the :class:`Event`. Omit it (or pass
+                a priority) to use ``on`` as a decorator.
             priority: An :class:`EventPriority` (or an int from 0 to 100).
             times: Fire at most this many times, then unregister (``None``: forever).
 
@@ -240,7 +246,14 @@ class EventEmitter:
             ConfigurationError: On an empty name, a non-callable handler, a priority out of
                 range or a non-positive ``times``.
         """
-        return self._register(name, handler, priority, times, batch=False)
+        if handler is None or callable(handler):
+            return self._register(name, handler, priority, times, batch=False)
+        value: object = handler  # typed as int here, but checked: it comes from users
+        if isinstance(value, int) and not isinstance(value, bool):  # decorator form
+            return self._register(name, None, value, times, batch=False)
+        raise ConfigurationTypeError(
+            f"handler must be callable (or a priority, for the decorator form), got {handler!r}"
+        )
 
     @overload
     def once(self, name: str, handler: H, *, priority: int = ...) -> H: ...
