@@ -236,7 +236,7 @@ async def test_read_repair_chance_repairs_replicas_behind_a_single_replica_read(
 
 
 async def test_huge_batches_leave_in_slices(cluster: Any) -> None:
-    async with make(cluster, replication_factor=1, max_connections=2) as cache:
+    async with make(cluster, replication_factor=1, timeout=10.0) as cache:
         items = {f"k{i}": i for i in range(5000)}
         await cache.set_many(items)
         assert await cache.get_many(list(items)) == items

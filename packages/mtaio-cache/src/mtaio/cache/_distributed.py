@@ -118,7 +118,6 @@ class DistributedCache(Generic[T]):
         down_backoff: First probe delay for a down node, in seconds.
         max_backoff: Longest probe delay, in seconds.
         tombstone_ttl: Seconds a deletion marker lives on the nodes.
-        max_connections: Connections (pipelined batches in flight) per node.
         vnodes: Points per node on the hash ring.
         read_repair_chance: With ``read_quorum=1``, the fraction of reads that also ask
             the other replicas in the background and repair the stale ones (reads with a
@@ -171,7 +170,6 @@ class DistributedCache(Generic[T]):
         down_backoff: float = 0.5,
         max_backoff: float = 30.0,
         tombstone_ttl: float = 300.0,
-        max_connections: int = 4,
         vnodes: int = 160,
         read_repair_chance: float = 0.1,
     ) -> None:
@@ -213,7 +211,6 @@ class DistributedCache(Generic[T]):
         self._down_backoff = require_positive("down_backoff", down_backoff)
         self._max_backoff = max(require_positive("max_backoff", max_backoff), down_backoff)
         self._tombstone_ms = max(1, int(require_positive("tombstone_ttl", tombstone_ttl) * 1000))
-        require_positive_int("max_connections", max_connections)
         if not 0.0 <= read_repair_chance <= 1.0:
             raise ConfigurationError(
                 f"read_repair_chance must be in [0, 1], got {read_repair_chance!r}"
@@ -242,7 +239,6 @@ class DistributedCache(Generic[T]):
                         name,
                         pool,
                         timeout=timeout,
-                        max_inflight=max_connections,
                         failure_threshold=failure_threshold,
                         on_down=self._node_down,
                         on_recovered=self._node_recovered,

@@ -4,9 +4,14 @@ Every command for a node goes through :meth:`NodeLink.submit`, which queues it a
 future. The first command queued while no batch is armed starts a batch task; the task runs
 on the next loop iteration and takes *everything* queued by then, so all the operations
 issued to one node in one loop iteration travel in one write and one round trip (what ioredis
-calls auto-pipelining). While ``max_inflight`` batches are in flight, further commands wait
-and leave together with the next batch, so under load the batches grow instead of the queue
-of round trips.
+calls auto-pipelining).
+
+One batch per node is in flight at a time, on one connection. That is what keeps a node's
+commands in the order they were issued: with two batches on two connections the server may
+run the later one first, and a write acknowledged by another replica (``write_quorum=1``)
+could then be overwritten by an older one, or missed by the next read. While a batch is in
+flight the next one grows, so under load fewer, larger round trips replace the queue of
+small ones.
 
 Futures are always resolved with a value, never an exception: a failed command resolves to a
 :class:`Failure`. Replica writes beyond the write quorum are not awaited by anyone, and a
@@ -68,7 +73,6 @@ class NodeLink:
         name: Stable identity on the hash ring (``"host:port"``).
         pool: The redis-py connection pool that makes (configured) connections.
         timeout: Seconds one batch (connect, send, every reply) may take.
-        max_inflight: Batches (connections) in flight at once.
         failure_threshold: Consecutive failed batches that mark the node down.
         on_down: Called once when the node is marked down.
         on_recovered: Called when a batch succeeds after failures (a reconnect).
@@ -81,7 +85,6 @@ class NodeLink:
         "_failures",
         "_inflight",
         "_loop",
-        "_max_inflight",
         "_on_down",
         "_on_recovered",
         "_pending",
@@ -106,7 +109,6 @@ class NodeLink:
         pool: ConnectionPool,
         *,
         timeout: float,
-        max_inflight: int,
         failure_threshold: int,
         on_down: Callable[[NodeLink], None],
         on_recovered: Callable[[NodeLink], None],
@@ -115,7 +117,6 @@ class NodeLink:
         self.name = name
         self._pool = pool
         self._timeout = timeout
-        self._max_inflight = max_inflight
         self._threshold = failure_threshold
         self._on_down = on_down
         self._on_recovered = on_recovered
@@ -145,7 +146,7 @@ class NodeLink:
             self._bind(loop)
         fut = loop.create_future()
         self._pending.append((command, fut))
-        if not self._armed and self._inflight < self._max_inflight:
+        if not self._armed and not self._inflight:
             self._arm(loop)
         return fut
 
@@ -173,11 +174,9 @@ class NodeLink:
         if len(batch) <= MAX_BATCH:
             self._pending = []
         else:
-            # A huge queue (set_many of 100k keys) leaves in slices: each round trip stays
-            # well inside the timeout, and free connections carry slices in parallel.
+            # A huge queue (set_many of 100k keys) leaves in slices, so that each round
+            # trip stays well inside the timeout.
             batch, self._pending = batch[:MAX_BATCH], batch[MAX_BATCH:]
-            if self._inflight < self._max_inflight and self._loop is not None:
-                self._arm(self._loop)
         conn = self._conns.pop() if self._conns else self._pool.make_connection()  # type: ignore[no-untyped-call]
         done = 0
         start = time.perf_counter()
