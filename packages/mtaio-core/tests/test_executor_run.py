@@ -17,6 +17,9 @@ from mtaio.exceptions import (
 )
 from mtaio.exceptions import TimeoutError as MTAIOTimeoutError
 
+# Virtual time: the sleeps that let work progress cannot race a loaded machine.
+pytestmark = pytest.mark.looptime
+
 Leftovers = Callable[[], set[asyncio.Task[Any]]]
 
 

@@ -8,6 +8,9 @@ import pytest
 from mtaio.core import ExecutorClosedError, TaskExecutor
 from mtaio.exceptions import ConfigurationTypeError
 
+# Virtual time: the sleeps that let work progress cannot race a loaded machine.
+pytestmark = pytest.mark.looptime
+
 Leftovers = Callable[[], set[asyncio.Task[Any]]]
 
 

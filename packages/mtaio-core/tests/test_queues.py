@@ -17,6 +17,9 @@ from mtaio.core import (
 )
 from mtaio.exceptions import ConfigurationError, ResourceLockError
 
+# Virtual time: the sleeps that let work progress cannot race a loaded machine.
+pytestmark = pytest.mark.looptime
+
 QUEUES = [AsyncQueue, LIFOQueue, PriorityQueue]
 
 
