@@ -631,3 +631,27 @@ async def test_on_with_positional_priority_is_a_decorator() -> None:
 
     await emitter.emit("e")
     assert order == ["top", "low"]
+
+
+async def test_wildcard_listener_does_not_swallow_failures() -> None:
+    emitter = EventEmitter()
+    seen: list[str] = []
+    emitter.on("*", lambda e: seen.append(e.name))
+    emitter.on("e", lambda e: 1 / 0)
+    with pytest.raises(EventHandlerError):
+        await emitter.emit("e")
+    assert seen == ["e"]
+
+
+async def test_error_event_stays_on_its_emitter_and_reaches_wildcards() -> None:
+    source, downstream = EventEmitter(), EventEmitter()
+    source.pipe(downstream)
+    local: list[str] = []
+    remote: list[str] = []
+    source.on("error", lambda e: local.append("error"))
+    source.on("*", lambda e: local.append(f"*:{e.name}"))
+    downstream.on("*", lambda e: remote.append(e.name))
+    source.on("job", lambda e: 1 / 0)
+    await source.emit("job")
+    assert local == ["*:job", "error", "*:error"]
+    assert remote == ["job"]

@@ -722,11 +722,18 @@ class EventEmitter:
             for handler, exc in failures:
                 logger.error("handler %r failed on event %r", handler, event.name, exc_info=exc)
             return []
-        if policy == "auto" and event.name != "error" and self._plan_for("error"):
+        # Only listeners registered for "error" itself opt in: a "*" listener is not an
+        # error handler. The "error" event is delivered on this emitter only (not through
+        # links), to every listener it matches, patterns included.
+        if policy == "auto" and event.name != "error" and self._registry.get("error"):
             errors: list[BaseException] = []
+            plan = self._plan_for("error")
             for handler, exc in failures:
+                self._emitted += 1
                 try:
-                    await self.emit("error", exc, {"event": event, "handler": handler})
+                    await self._run_plan(
+                        plan, Event("error", exc, {"event": event, "handler": handler})
+                    )
                 except EventHandlerError as failed:
                     errors.extend(failed.errors)
             return errors
