@@ -1100,7 +1100,9 @@ class TaskExecutor:
 
         Args:
             awaitable: The work.
-            priority: Any value comparable with the other priorities; lower starts first.
+            priority: Lower starts first; usually a number. Any value works that compares
+                with the other priorities and with ``0`` (the priority of work given to
+                ``run``/``gather``/``map`` when they wait for a slot beside it).
 
         Returns:
             A :class:`TaskHandle` to await the result or cancel the work.
