@@ -243,3 +243,19 @@ async def test_huge_batches_leave_in_slices(cluster: Any) -> None:
         nodes = cache.stats()["nodes"].values()
         assert sum(n["ops"] for n in nodes) == 10000
         assert all(n["round_trips"] >= n["ops"] / 1024 for n in nodes)
+
+
+async def test_a_client_reads_its_own_writes_with_single_replica_quorums(cluster: Any) -> None:
+    async with make(cluster, replication_factor=2, read_repair_chance=0.0) as cache:
+        stale: list[tuple[str, int, Any]] = []
+
+        async def worker(w: int) -> None:
+            for i in range(40):
+                key = f"rw{w % 10}:{w}"
+                await cache.set(key, i)
+                got = await cache.get(key)
+                if got != i:
+                    stale.append((key, i, got))
+
+        await asyncio.gather(*(worker(w) for w in range(20)))
+        assert stale == []
