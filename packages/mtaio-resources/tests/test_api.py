@@ -24,3 +24,12 @@ def test_public_objects_name_the_public_module() -> None:
     assert pickle.loads(pickle.dumps(limit)) == limit
     state = mtaio.resources.CircuitState.OPEN
     assert pickle.loads(pickle.dumps(state)) is state
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    # the classes name the public module, so the examples are found there
+    result = doctest.testmod(mtaio.resources, raise_on_error=True)
+    assert result.attempted >= 3
+    assert result.failed == 0

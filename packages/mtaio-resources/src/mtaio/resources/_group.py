@@ -190,10 +190,11 @@ class ResourceManager:
     it raises. A resource whose ``close()`` raises does not stop the others from closing;
     the error (or an exception group of them) is raised after all were tried.
 
-    Example:
-        >>> async def main() -> None:
-        ...     async with ResourceManager() as resources:
-        ...         conn = await resources.acquire(await open_connection())
+    Example::
+
+        async with ResourceManager() as resources:
+            conn = await resources.acquire(await open_connection())
+            ...  # conn is closed when the block ends, also on error
 
     .. versionadded:: 0.1
     """
