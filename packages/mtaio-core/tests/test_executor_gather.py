@@ -1,5 +1,6 @@
 import asyncio
 import inspect
+import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
 
@@ -186,15 +187,25 @@ async def test_map_is_lazy_over_a_million_items() -> None:
             lead = max(lead, pulled - done)
             yield i
 
+    growth = 0
+
     async def work(i: int) -> None:
-        nonlocal done
+        nonlocal done, growth
         done += 1
+        if done % 10_000 == 0:
+            growth = max(growth, sys.getallocatedblocks() - baseline)
+        if i % 50 == 0:
+            await asyncio.sleep(0)  # let the other workers interleave
 
     async with TaskExecutor() as executor:
+        baseline = sys.getallocatedblocks()
         results = await executor.map(work, items(), limit=limit)
     assert len(results) == n
     assert pulled == done == n
     assert lead <= limit
+    # The interpreter's live objects grow by a bounded amount, not by one per item (a
+    # coroutine per item created up front, as asyncio.gather needs, is > 1M objects).
+    assert growth < 10_000, growth
 
 
 async def test_map_default_limits() -> None:
