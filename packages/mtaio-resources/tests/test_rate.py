@@ -330,3 +330,21 @@ def test_try_acquire_outside_a_loop_uses_the_monotonic_clock() -> None:
     assert not limiter.try_acquire()
     with pytest.raises(ConfigurationTypeError):
         limiter.try_acquire(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.looptime
+async def test_no_timer_is_left_once_every_waiter_is_gone() -> None:
+    loop = asyncio.get_running_loop()
+    limiter = RateLimiter(1, burst=1)
+    await limiter.acquire()
+    tasks = [asyncio.create_task(limiter.acquire(timeout=5)) for _ in range(10)]
+    await asyncio.sleep(0)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    live = [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
+    assert live == []
+    assert limiter.stats()["waiting"] == 0
+    assert limiter.try_acquire(0.5) is False  # nothing was taken: the level is still 0
+    await asyncio.sleep(1)
+    assert limiter.try_acquire()
