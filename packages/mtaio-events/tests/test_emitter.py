@@ -655,3 +655,33 @@ async def test_error_event_stays_on_its_emitter_and_reaches_wildcards() -> None:
     await source.emit("job")
     assert local == ["*:job", "error", "*:error"]
     assert remote == ["job"]
+
+
+@pytest.mark.parametrize("monitor_is_async", [True, False])
+async def test_monitor_runs_after_propagation_stopped(monitor_is_async: bool) -> None:
+    emitter = EventEmitter()
+    seen: list[str] = []
+
+    async def stopper(event: Event[Any]) -> None:
+        seen.append("stopper")
+        event.stop_propagation()
+
+    async def low(event: Event[Any]) -> None:
+        seen.append("low")
+
+    async def monitor_async(event: Event[Any]) -> None:
+        seen.append(f"monitor:{event.propagate}")
+
+    def monitor_sync(event: Event[Any]) -> None:
+        seen.append(f"monitor:{event.propagate}")
+
+    emitter.on("e", stopper, priority=EventPriority.HIGH)
+    emitter.on("e", low, priority=EventPriority.LOW)
+    monitor = monitor_async if monitor_is_async else monitor_sync
+    emitter.on("e", monitor, priority=EventPriority.MONITOR)
+    waiter = asyncio.create_task(emitter.wait_for("e"))
+    await asyncio.sleep(0)
+    await emitter.emit("e")
+    assert seen == ["stopper", "monitor:False"]
+    assert (await waiter).name == "e"
+    assert emitter.stats().delivered == 3

@@ -52,6 +52,7 @@ ErrorPolicy: TypeAlias = Literal["auto", "raise", "log", "ignore"]
 H = TypeVar("H", bound=Callable[..., Any])
 
 _new_event = object.__new__
+_MONITOR = EventPriority.MONITOR
 _ERROR_POLICIES = ("auto", "raise", "log", "ignore")
 _PLAN_CACHE_LIMIT = 4096  # names with a cached plan; beyond it the cache starts over
 _seq = itertools.count()
@@ -451,7 +452,8 @@ class EventEmitter:
             self._fast.clear()
         self._plans[name] = plan
         if not self._slow and all(
-            lst.is_async and lst.remaining is None and not lst.batch for lst in plan
+            lst.is_async and lst.remaining is None and not lst.batch and lst.priority != _MONITOR
+            for lst in plan
         ):
             self._fast[name] = tuple(lst.fn for lst in plan)
         return plan
@@ -524,6 +526,9 @@ class EventEmitter:
         failures: list[tuple[Callable[..., Any], Exception]] | None = None
         calls = 0
         for listener in plan:
+            # After stop_propagation() only MONITOR listeners (sorted last) still run.
+            if not event.propagate and listener.priority != _MONITOR:
+                continue
             if listener.remaining is not None and not self._take(listener):
                 continue
             calls += 1
@@ -538,8 +543,6 @@ class EventEmitter:
                 if failures is None:
                     failures = []
                 failures.append((listener.handler, exc))
-            if not event.propagate:
-                break
         self._delivered += calls
         if failures is not None:
             await self._fail(event, failures)
@@ -659,6 +662,8 @@ class EventEmitter:
         failures: list[tuple[Callable[..., Any], Exception]] = []
         calls = 0
         for listener in plan:
+            if not event.propagate and listener.priority != _MONITOR:
+                continue
             if skip_batch and listener.batch:
                 continue
             if listener.remaining is not None and not self._take(listener):
@@ -673,8 +678,6 @@ class EventEmitter:
             else:
                 if results is not None:
                     results.append(result)
-            if not event.propagate:
-                break
         self._delivered += calls
         if failures:
             errors.extend(await self._settle(event, failures))

@@ -18,7 +18,8 @@ class EventPriority(enum.IntEnum):
     """The order in which handlers of one event run.
 
     Higher values run first; handlers of equal priority run in registration order.
-    ``MONITOR`` always runs last, after every other handler, to observe the outcome.
+    ``MONITOR`` always runs last, after every other handler, to observe the outcome; it
+    runs even when a handler stopped the event's propagation.
     Any integer from 0 (``LOWEST``) to 100 (``HIGHEST``) is accepted as a priority too.
     """
 
@@ -35,7 +36,7 @@ class Event(Generic[T]):
 
     Constructible positionally, ``Event("user.login", {"id": 1})``. A handler can set
     :attr:`propagate` to false (or call :meth:`stop_propagation`) so that the handlers of
-    lower priority on the same emitter are skipped.
+    lower priority on the same emitter are skipped (``MONITOR`` handlers still run).
 
     Args:
         name: The event's name, e.g. ``"user.login"``.
@@ -69,7 +70,7 @@ class Event(Generic[T]):
         self._metadata = dict(value)
 
     def stop_propagation(self) -> None:
-        """Skip the handlers of lower priority on the emitter delivering this event."""
+        """Skip the lower-priority handlers (but ``MONITOR``) of the emitter delivering it."""
         self.propagate = False
 
     def copy(self) -> Event[T]:
