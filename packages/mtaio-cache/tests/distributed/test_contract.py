@@ -259,3 +259,29 @@ async def test_a_client_reads_its_own_writes_with_single_replica_quorums(cluster
 
         await asyncio.gather(*(worker(w) for w in range(20)))
         assert stale == []
+
+
+async def test_resync_fills_missing_older_and_garbage_copies_only(
+    cluster: Any, raw_clients: list[aioredis.Redis]
+) -> None:
+    async with make(cluster, replication_factor=3) as cache:
+        await cache.set_many({"missing": 1, "older": 2, "same": 3, "garbage": 4})
+        await cache.set("expiring", 5, ttl=60)
+        target = cache._by_name[cache.nodes[0]]
+        raw = raw_clients[0]
+        await raw.delete(b"mtaio:missing")
+        await raw.set(b"mtaio:older", pack_envelope(KIND_VALUE, 1, 1, 0, b"0"))
+        await raw.set(b"mtaio:garbage", b"not an envelope")
+        for c in raw_clients[1:]:
+            await c.set(b"mtaio:foreign", b"someone else's bytes")
+            # a copy already past its expiry is not worth copying
+            await c.set(b"mtaio:expired", pack_envelope(KIND_VALUE, 1 << 60, 1, 1000, b"0"))
+        same_before = await raw_get(raw, b"mtaio:same")
+        await cache._resync(target)
+        await asyncio.sleep(0.05)
+        for key, value in (("missing", b"1"), ("older", b"2"), ("garbage", b"4")):
+            assert unpack_envelope(await raw_get(raw, f"mtaio:{key}".encode())).payload == value
+        assert await raw.get(b"mtaio:same") == same_before
+        assert await raw.get(b"mtaio:foreign") is None
+        assert await raw.get(b"mtaio:expired") is None
+        assert cache.stats()["resyncs"] == 1
