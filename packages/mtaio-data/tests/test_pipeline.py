@@ -512,8 +512,9 @@ async def test_backpressure_bounds_memory_with_slow_last_stage() -> None:
         stream = p.stream(source())
         async for _ in stream:
             consumed += 1
-            # Four queues of 10 plus an item in each task's hand: bounded, far below 1M.
-            assert pulled - consumed <= 4 * 11 + 4
+            # Four buffers of 10 (each holding up to 2 x 10: the waiting items and the batch
+            # being handed out) plus an item in each task's hand: bounded, far below 1M.
+            assert pulled - consumed <= 4 * (2 * 10 + 1) + 4
             if consumed == 100:
                 break
         await stream.aclose()
@@ -669,3 +670,28 @@ async def test_cancelling_a_buffered_stream_consumer_stops_every_task() -> None:
         await task
     assert len(asyncio.all_tasks()) == before
     assert consumed == list(range(len(consumed)))
+
+
+async def test_concurrent_engine_fan_out_filter_skip_and_sync_process() -> None:
+    class SyncSplit(Stage[str, str]):
+        def process(self, item: str) -> AsyncIterator[str]:  # a sync method returning outputs
+            async def gen() -> AsyncIterator[str]:
+                for ch in item:
+                    yield ch
+
+            return gen()
+
+    async def picky(ch: str) -> str:
+        if ch == "x":
+            raise ValueError(ch)
+        return ch.upper()
+
+    p = (
+        Pipeline[str, str](buffer_size=2)
+        .add_stage(SyncSplit())
+        .add_stage(Split(), concurrency=2)
+        .add_stage(FilterStage(lambda ch: ch != "b"), concurrency=2)
+        .add_stage(MapStage(picky), on_error="skip", concurrency=3)
+    )
+    assert await p.process_many(["abx", "cd"]) == ["A", "C", "D"]
+    assert p.stats()[3].skipped == 1

@@ -4,7 +4,7 @@ Two engines run a pipeline. Without buffers and concurrency (the default) every 
 depth-first through the stages in the caller's task: no task, no queue, one await per stage.
 With ``buffer_size > 0`` or a stage with ``concurrency > 1``, ``stream``/``process_many``
 chain one async generator per stage, each stage read ahead by its own task through a bounded
-queue: the stages overlap in time and a slow stage blocks the ones before it (backpressure).
+buffer: the stages overlap in time and a slow stage blocks the ones before it (backpressure).
 """
 
 from __future__ import annotations
@@ -598,7 +598,8 @@ class Pipeline(Generic[In, Out]):
     Args:
         buffer_size: 0 (default) runs items through the stages one at a time in the
             caller's task. A positive size makes ``stream``/``process_many`` run every stage
-            concurrently, joined by queues holding at most ``buffer_size`` items.
+            in its own task, joined by buffers: a stage's reader pauses while
+            ``buffer_size`` items wait for it (at most twice that many are held per join).
         stages: Stages to add right away.
 
     Raises:
@@ -626,7 +627,7 @@ class Pipeline(Generic[In, Out]):
 
     @property
     def buffer_size(self) -> int:
-        """The queue size between stages (0: no queues)."""
+        """The buffer size between stages (0: stages run in the caller's task, no buffers)."""
         return self._buffer_size
 
     @property
@@ -916,29 +917,50 @@ async def _run_slot(slot: _Slot, up: AsyncIterator[Any], buffer_size: int) -> As
     """One stage as an async generator over its upstream (the concurrent engine)."""
     if slot.concurrency > 1:
         up = ordered_map(up, slot.apply, slot.concurrency, slot.concurrency + buffer_size)
+        try:
+            async for result in up:
+                if result is _DROP:
+                    continue
+                if type(result) is _Many:
+                    for each in result.items:
+                        yield each
+                else:
+                    yield result
+        finally:
+            await aclose(up)
     else:
-        up = _applied(slot, up)
-    try:
-        async for result in up:
-            if result is _DROP:
-                continue
-            if type(result) is _Many:
-                for each in result.items:
-                    yield each
-            else:
+        # _Slot.apply inlined (as in Pipeline._run): one generator frame per stage and item.
+        call = slot.call
+        counters = slot.counters
+        clock = time.perf_counter
+        fan_out = _FAN_OUT.get
+        try:
+            async for item in up:
+                counters.items_in += 1
+                start = clock()
+                try:
+                    result = call(item)
+                    if type(result) is CoroutineType:
+                        result = await result
+                        if result is not None and fan_out(type(result)) is not False:
+                            result = await _settle(result)
+                    elif result is not None:
+                        result = await _settle(result)
+                except Exception as exc:
+                    result = await slot.failed(item, exc)
+                counters.seconds += clock() - start
+                if result is None or result is _DROP:
+                    continue
+                if type(result) is _Many:
+                    counters.items_out += len(result.items)
+                    for each in result.items:
+                        yield each
+                    continue
+                counters.items_out += 1
                 yield result
-        result = await slot.flush()
-        if result is not _DROP:
-            for each in result.items if type(result) is _Many else (result,):
-                yield each
-    finally:
-        await aclose(up)
-
-
-async def _applied(slot: _Slot, up: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    apply = slot.apply
-    try:
-        async for item in up:
-            yield await apply(item)
-    finally:
-        await aclose(up)
+        finally:
+            await aclose(up)
+    result = await slot.flush()
+    if result is not _DROP:
+        for each in result.items if type(result) is _Many else (result,):
+            yield each

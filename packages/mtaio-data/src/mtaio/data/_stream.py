@@ -378,7 +378,10 @@ class Stream(Generic[T]):
         return self._then(_debounce, require_positive("seconds", seconds))
 
     def buffer(self, n: int) -> Stream[T]:
-        """Read ahead up to ``n`` items in a background task (decouples producer and consumer).
+        """Read ahead in a background task (decouples producer and consumer).
+
+        The reader pauses while ``n`` items wait; the consumer takes the waiting items in
+        one go, so at most ``2 * n`` items are held.
 
         Raises:
             ConfigurationError: If ``n`` is not a positive integer.
