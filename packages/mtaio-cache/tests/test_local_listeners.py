@@ -179,3 +179,46 @@ def test_sync_listeners_run_from_sync_purge(clock: ManualClock) -> None:
     clock.advance(1.0)
     assert cache.keys() == []
     assert log == [("a", 1, EvictionReason.EXPIRED)]
+
+
+async def test_sync_listener_returning_a_coroutine_is_awaited(clock: ManualClock) -> None:
+    seen: list[Hashable] = []
+
+    async def record(key: Hashable) -> None:
+        seen.append(key)
+
+    cache = TTLCache[int](default_ttl=1.0, clock=clock, cleanup_interval=None)
+    cache.add_listener(lambda k, v, r: record(k))
+    await cache.set("a", 1)
+    await cache.delete("a")
+    assert seen == ["a"]
+    await cache.set("b", 2)
+    clock.advance(1.0)
+    assert cache.purge_expired() == 1  # from sync code: awaited in a task
+    await cache.close()  # cancels it before it ran: nothing is left un-awaited
+    await cache.set("c", 3)
+    clock.advance(1.0)
+    cache.purge_expired()
+    await asyncio.sleep(0)
+    assert seen == ["a", "c"]
+
+
+async def test_async_listener_error_is_logged(
+    clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(key: Hashable, value: int, reason: EvictionReason) -> None:
+        raise RuntimeError("async listener bug")
+
+    cache = TTLCache[int](default_ttl=1.0, clock=clock, cleanup_interval=None)
+    cache.add_listener(broken)
+    with caplog.at_level(logging.ERROR, logger="mtaio.cache"):
+        await cache.set("a", 1)
+        await cache.delete("a")
+        await cache.set("b", 1)
+        clock.advance(1.0)
+        cache.purge_expired()
+        await asyncio.sleep(0)
+    failures = [
+        r for r in caplog.records if r.exc_info and "async listener bug" in str(r.exc_info[1])
+    ]
+    assert len(failures) == 2

@@ -40,7 +40,7 @@ from mtaio.exceptions import (
     require_positive,
     require_positive_int,
 )
-from mtaio.typing import Clock, is_async_callable
+from mtaio.typing import Clock
 
 from ._policies import EvictionPolicy, EvictionReason
 from ._stats import CacheStats
@@ -122,11 +122,10 @@ def _new_bucket() -> _Entry:
 
 
 class _Listener:
-    __slots__ = ("callback", "is_async", "simple")
+    __slots__ = ("callback", "simple")
 
     def __init__(self, callback: Callable[..., Any], simple: bool) -> None:
         self.callback = callback
-        self.is_async = is_async_callable(callback)
         self.simple = simple
 
 
@@ -1143,40 +1142,52 @@ class TTLCache(Generic[T]):
 
     # --- listeners
 
+    def _call_listeners(self, key: Hashable, value: Any, reason: EvictionReason) -> list[Any]:
+        """Call every listener for one removal; return the awaitables they gave back."""
+        pending: list[Any] = []
+        for listener in tuple(self._listeners):
+            if listener.simple and reason is not _EXPIRED and reason is not _CAPACITY:
+                continue
+            try:
+                if listener.simple:
+                    result = listener.callback(key, value)
+                else:
+                    result = listener.callback(key, value, reason)
+            except Exception:
+                logger.exception("cache listener %r failed for key %r", listener.callback, key)
+                continue
+            # Async listeners, and sync ones returning an awaitable (a lambda wrapping an
+            # async call): both are awaited, never left as un-awaited coroutines.
+            if inspect.isawaitable(result):
+                pending.append((listener.callback, key, result))
+        return pending
+
     async def _dispatch(self, removed: list[_Removal]) -> None:
         for key, value, reason in removed:
-            for listener in tuple(self._listeners):
-                if listener.simple and reason is not _EXPIRED and reason is not _CAPACITY:
-                    continue
-                try:
-                    if listener.simple:
-                        result = listener.callback(key, value)
-                    else:
-                        result = listener.callback(key, value, reason)
-                    if listener.is_async:
-                        await result
-                except Exception:
-                    logger.exception("cache listener %r failed for key %r", listener.callback, key)
+            # Awaited one removal at a time, so listeners hear removals in order.
+            await _await_all(self._call_listeners(key, value, reason))
 
     def _dispatch_soon(self, removed: list[_Removal]) -> None:
-        """Announce removals from synchronous code: async listeners run as tasks."""
-        sync_only = not any(listener.is_async for listener in self._listeners)
-        if sync_only:
-            coro = self._dispatch(removed)
-            try:
-                coro.send(None)
-            except StopIteration:
-                return
-            raise AssertionError("a synchronous dispatch suspended")  # pragma: no cover
+        """Announce removals from synchronous code: awaitables run in one task, in order."""
+        pending: list[Any] = []
+        for key, value, reason in removed:
+            pending += self._call_listeners(key, value, reason)
+        if not pending:
+            return
         try:
             loop = _get_running_loop()
         except RuntimeError:
+            _close_all(pending)
             logger.warning(
                 "%d removals not announced to async listeners: no running event loop",
-                len(removed),
+                len(pending),
             )
             return
-        self._track(loop.create_task(self._dispatch(removed)))
+        task = loop.create_task(_await_all(pending))
+        # A task cancelled before its first step never runs its body: close what it did not
+        # await, so no coroutine is left un-awaited (closing a finished one does nothing).
+        task.add_done_callback(lambda _: _close_all(pending))
+        self._track(task)
 
     def _track(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
@@ -1252,6 +1263,20 @@ class TTLCache(Generic[T]):
             self._dispatch_soon(removed)
         assert self._cleanup_interval is not None
         self._timer = loop.call_later(self._cleanup_interval, _timer_fired, weakref.ref(self))
+
+
+async def _await_all(pending: list[Any]) -> None:
+    for callback, key, awaitable in pending:
+        try:
+            await awaitable
+        except Exception:
+            logger.exception("cache listener %r failed for key %r", callback, key)
+
+
+def _close_all(pending: list[Any]) -> None:
+    for _, _, awaitable in pending:
+        if inspect.iscoroutine(awaitable):
+            awaitable.close()
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:
