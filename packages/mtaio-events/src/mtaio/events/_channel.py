@@ -142,6 +142,9 @@ class Subscriber(Generic[T]):
     async context manager (or call :meth:`unsubscribe`) to leave the channel. When the
     channel closes, the messages already queued are still delivered, then iteration ends
     and ``receive`` raises :class:`ChannelClosedError`.
+
+    Attributes:
+        topics: The topic patterns subscribed to (``None``: every message).
     """
 
     __slots__ = (
