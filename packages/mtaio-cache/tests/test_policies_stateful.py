@@ -169,6 +169,44 @@ def machine(policy: EvictionPolicy) -> type[RuleBasedStateMachine]:
             self.model.set(key, self.counter, expires, now)
             self.check_events()
 
+        @rule(key=KEYS, ttl=TTLS)
+        def get_or_set(self, key: str, ttl: float | None) -> None:
+            self.counter += 1
+            now = self.clock()
+            record = self.model.live(key, now)
+            if record is not None:
+                self.model.hits += 1
+                self.model.use(record)
+                want = record.value
+            else:
+                self.model.misses += 1
+                expires = now + (DEFAULT_TTL if ttl is None else ttl)
+                self.model.set(key, self.counter, expires, now)
+                want = self.counter
+            got = self.run(self.cache.get_or_set(key, lambda: self.counter, ttl))
+            assert got == want
+            self.check_events()
+
+        @rule(put=KEYS, drop=KEYS, ttl=TTLS)
+        def transaction(self, put: str, drop: str, ttl: float | None) -> None:
+            if put == drop:
+                return
+            self.counter += 1
+            now = self.clock()
+
+            async def run() -> None:
+                async with self.cache.transaction() as tx:
+                    await tx.set(put, self.counter, ttl)
+                    await tx.delete(drop)
+
+            self.run(run())
+            self.model.set(put, self.counter, now + (DEFAULT_TTL if ttl is None else ttl), now)
+            record = self.model.live(drop, now)
+            if record is not None:
+                self.model.records.remove(record)
+                self.model.events.append((drop, record.value, EvictionReason.DELETED))
+            self.check_events()
+
         @rule(key=KEYS)
         def get(self, key: str) -> None:
             assert self.run(self.cache.get(key)) == self.model.get(key, self.clock())
