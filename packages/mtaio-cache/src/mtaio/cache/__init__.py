@@ -54,3 +54,18 @@ __all__ = (
     "CacheDependencyError",
     "RespProtocolError",
 )
+
+# Local cache: reprs and tracebacks name the public path (mtaio.cache.TTLCache), not _ttl.
+for _name in (
+    "TTLCache",
+    "TTLLRUCache",
+    "TTLLFUCache",
+    "TTLFIFOCache",
+    "EvictionPolicy",
+    "EvictionReason",
+    "CacheStats",
+    "CacheTransaction",
+    "cached",
+):
+    globals()[_name].__module__ = __name__
+del _name
