@@ -34,3 +34,11 @@ async def checks() -> None:
     await wrapped(2)
     await fetch("1")  # type: ignore[arg-type]
     await fetch(1, loud=True)  # type: ignore[call-arg]
+
+
+def sync_checks(cache: TTLCache[bytes]) -> None:
+    assert_type(cache.peek("k"), bytes | None)
+    assert_type(cache.peek("k", b""), bytes)
+    assert_type(cache.keys(), list[Hashable])
+    assert_type(list(cache), list[Hashable])
+    assert_type("k" in cache, bool)

@@ -28,7 +28,7 @@ import random
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
@@ -477,11 +477,15 @@ class TTLCache(Generic[T]):
             node = node.next
         return keys
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Hashable]:
         """Iterate over a snapshot of the live keys (see :meth:`keys`)."""
         return iter(self.keys())
 
-    def peek(self, key: Hashable, default: Any = None) -> T | Any:
+    @overload
+    def peek(self, key: Hashable) -> T | None: ...
+    @overload
+    def peek(self, key: Hashable, default: D) -> T | D: ...
+    def peek(self, key: Hashable, default: Any = None) -> Any:
         """Return the live value under ``key`` synchronously, changing nothing.
 
         No hit, miss, recency or use is recorded and nothing is purged.
