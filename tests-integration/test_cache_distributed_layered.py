@@ -113,6 +113,7 @@ async def test_snippet_3_on_embedded_cache_nodes(
     await _exercise(seed_snippet)
 
 
+@pytest.mark.redis
 async def test_snippet_3_on_redis_servers(
     redis_servers: None, seed_snippet: Callable[..., dict[str, Any]]
 ) -> None:

@@ -162,7 +162,7 @@ class Cluster:
             await node.stop()
 
 
-@pytest.fixture(params=["node", "redis"])
+@pytest.fixture(params=["node", pytest.param("redis", marks=pytest.mark.redis)])
 def backend(request: pytest.FixtureRequest) -> str:
     """Each contract test runs against CacheNode clusters and against redis-server ones."""
     kind: str = request.param

@@ -106,6 +106,7 @@ async def test_every_replica_down_fails_fast_with_connection_error(cluster: Any)
         await cache.close()
 
 
+@pytest.mark.redis
 async def test_a_node_that_stops_answering_times_out(redis_process: Any) -> None:
     proc = redis_process()
     cache = DistributedCache[int]([proc.address], replication_factor=1, timeout=TIMEOUT)
@@ -128,6 +129,7 @@ async def test_a_node_that_stops_answering_times_out(redis_process: Any) -> None
         await cache.close()
 
 
+@pytest.mark.redis
 async def test_reads_fall_over_from_a_paused_replica(redis_process: Any) -> None:
     procs = [redis_process(), redis_process()]
     cache = DistributedCache[int](
