@@ -125,6 +125,9 @@ async def test_close_cancels_loads_and_waiters_get_cache_error(clock: ManualCloc
     with pytest.raises(CacheError, match="cancelled"):
         await waiter
     assert asyncio.all_tasks() == {asyncio.current_task()}
+    # the cancelled load is forgotten: the key loads again
+    assert await cache.get_or_set("k", lambda: "again") == "again"
+    await cache.close()
 
 
 @pytest.mark.parametrize("write", ["delete", "set", "clear"])

@@ -1208,7 +1208,15 @@ class TTLCache(Generic[T]):
         task = _get_running_loop().create_task(self._load(key, factory, ttl))
         flight = _Flight(task)
         self._inflight[key] = flight
+        inflight = self._inflight
+
+        def forget(_: asyncio.Task[Any]) -> None:
+            # A task cancelled before its first step never runs _load's cleanup.
+            if inflight.get(key) is flight:
+                del inflight[key]
+
         self._track(task)
+        task.add_done_callback(forget)
         task.add_done_callback(_retrieve)
         return flight
 
