@@ -98,6 +98,11 @@ async def test_unsubscribe_and_context_manager() -> None:
     with pytest.raises(ChannelClosedError, match="unsubscribed"):
         await sub.receive()
     await sub.close()
+    sub.unsubscribe()  # idempotent, sync
+    other = await channel.subscribe()
+    await other.close()
+    assert other.closed
+    assert channel.subscriber_count == 0
 
 
 @pytest.mark.looptime

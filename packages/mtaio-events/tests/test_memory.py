@@ -57,7 +57,7 @@ async def test_subscribe_unsubscribe_cycles_stay_flat() -> None:
             sub = await channel.subscribe(["a.*"], maxsize=4)
             await channel.publish(i, "a.b")
             await sub.receive()
-            await sub.unsubscribe()
+            sub.unsubscribe()
 
     await cycle(5_000)
     before = blocks()

@@ -4,6 +4,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, assert_type
 
 from mtaio.events import Channel, Event, EventEmitter, EventPriority, Message, Subscriber
+from mtaio.typing import AsyncCloseable
 
 
 async def handler(event: Event[dict[str, Any]]) -> None: ...
@@ -41,3 +42,6 @@ async def check() -> None:
     async for item in sub:
         assert_type(item, Message[str])
     assert_type(await channel.publish("x", topic="user.a"), int)
+    closeables: list[AsyncCloseable] = [channel, sub]
+    for resource in closeables:
+        await resource.close()

@@ -340,11 +340,17 @@ class Subscriber(Generic[T]):
         except ChannelClosedError:
             raise StopAsyncIteration from None
 
-    async def unsubscribe(self) -> None:
-        """Leave the channel; queued messages can still be received, then it ends."""
+    def unsubscribe(self) -> None:
+        """Leave the channel now (no await needed, e.g. in a ``finally``).
+
+        Messages already queued can still be received; then iteration ends and
+        :meth:`receive` raises :class:`ChannelClosedError`. Idempotent.
+        """
         self._close("unsubscribed")
 
-    close = unsubscribe
+    async def close(self) -> None:
+        """Awaitable form of :meth:`unsubscribe` (the ``AsyncCloseable`` protocol)."""
+        self._close("unsubscribed")
 
     async def __aenter__(self) -> Subscriber[T]:
         return self
@@ -355,7 +361,7 @@ class Subscriber(Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.unsubscribe()
+        self.unsubscribe()
 
     def stats(self) -> SubscriberStats:
         """Counters: received, queued, dropped, disconnected."""
