@@ -180,3 +180,16 @@ async def test_fast_path_comes_back_after_unpipe_and_batch() -> None:
     await a.emit("x")
     assert "x" in a._fast
     assert a.stats().delivered == 5
+
+
+async def test_reentrant_emit_with_links() -> None:
+    a, b = EventEmitter(), EventEmitter()
+    a.pipe(b)
+    got = collect(b)
+
+    @a.on("first")
+    async def chain(event: Event[Any]) -> None:
+        await a.emit("second", event.data + 1)
+
+    await a.emit("first", 1)
+    assert [(e.name, e.data) for e in got] == [("second", 2), ("first", 1)]
