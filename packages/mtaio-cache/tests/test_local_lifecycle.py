@@ -95,6 +95,8 @@ def test_cleanup_follows_the_cache_to_a_new_loop() -> None:
     cache = TTLCache[int](default_ttl=1.0, cleanup_interval=0.01, clock=clock)
 
     async def write_then_wait() -> int:
+        # Writes look for the cleanup's loop once two intervals passed without a firing.
+        clock.advance(1.0)
         await cache.set("a", 1)
         clock.advance(2.0)
         await asyncio.sleep(0.05)  # real time: the timer fires on this loop

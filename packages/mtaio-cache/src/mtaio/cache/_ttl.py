@@ -158,7 +158,8 @@ class TTLCache(Generic[T]):
     never returned; they are purged lazily when touched, and by a background cleanup that
     starts with the first write on a running loop and stops on :meth:`close` (or the exit
     of ``async with``). The cache stays usable after :meth:`close`: the next write on a
-    running loop starts the cleanup again.
+    running loop starts the cleanup again. A cache reused under a new event loop moves
+    its cleanup there on a write once two cleanup intervals passed without one.
 
     Example:
         >>> import asyncio
@@ -218,6 +219,7 @@ class TTLCache(Generic[T]):
         "_policy",
         "_tasks",
         "_timer",
+        "_timer_due",
         "_timer_loop",
     )
 
@@ -268,6 +270,9 @@ class TTLCache(Generic[T]):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_loop: asyncio.AbstractEventLoop | None = None
+        # When a write should next check that the cleanup runs on the current loop (see
+        # _ensure_timer): -inf makes the first write check.
+        self._timer_due = -math.inf
         self._hits = self._misses = self._evictions = self._expirations = 0
         self._loads = self._load_errors = 0
         if on_evicted is not None:
@@ -520,8 +525,6 @@ class TTLCache(Generic[T]):
             ConfigurationError: If ``ttl`` is not positive.
             ConfigurationTypeError: If ``ttl`` is not a number or ``key`` is not hashable.
         """
-        if self._timer_loop is not _get_running_loop():
-            self._start_timer()
         data = self._data
         if ttl is not None or self._jitter or self._lfu:
             removed = self._store(key, value, ttl)
@@ -537,6 +540,8 @@ class TTLCache(Generic[T]):
             else:
                 removed = None
                 now = self._clock()
+                if now > self._timer_due:
+                    self._ensure_timer(now)
                 default_ttl = self._default_ttl
                 expires = None if default_ttl is None else now + default_ttl
                 max_size = self._max_size
@@ -582,8 +587,6 @@ class TTLCache(Generic[T]):
             items: Keys and values.
             ttl: As for :meth:`set`.
         """
-        if self._timer_loop is not _get_running_loop():
-            self._start_timer()
         self._check_ttl(ttl)
         removed: list[_Removal] = []
         for key, value in items.items():
@@ -661,8 +664,9 @@ class TTLCache(Generic[T]):
             self._data.move_to_end(key)  # type: ignore[attr-defined]
         elif self._lfu:
             self._lfu_bump(entry)  # type: ignore[arg-type]
-        if self._timer_loop is not _get_running_loop():
-            self._start_timer()
+        now = self._clock()
+        if now > self._timer_due:
+            self._ensure_timer(now)
         return True
 
     async def get_or_set(
@@ -810,6 +814,7 @@ class TTLCache(Generic[T]):
             self._timer.cancel()
             self._timer = None
         self._timer_loop = None
+        self._timer_due = -math.inf
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -871,6 +876,8 @@ class TTLCache(Generic[T]):
         helper calls on the common paths.
         """
         now = self._clock()
+        if now > self._timer_due:
+            self._ensure_timer(now)
         uniform = ttl is None and not self._jitter  # expires in write order: the default list
         if uniform:
             ttl = self._default_ttl
@@ -1239,8 +1246,6 @@ class TTLCache(Generic[T]):
             raise
         flight = self._drop_flight(key)
         if flight is None or not flight.stale:
-            if self._timer_loop is not _get_running_loop():
-                self._start_timer()
             removed = self._store(key, value, ttl)
             if removed is not None:
                 await self._dispatch(removed)
@@ -1255,14 +1260,38 @@ class TTLCache(Generic[T]):
 
     # --- background cleanup
 
+    def _ensure_timer(self, now: float) -> None:
+        """Make sure the cleanup is scheduled on the running loop.
+
+        ``asyncio.get_running_loop()`` costs about as much as the rest of a write, so writes
+        do not call it each time: they compare the time with ``_timer_due``, two cleanup
+        intervals after the last check or firing (a live timer keeps moving it). A write
+        past it means the cleanup never started, was closed, or belongs to an event loop
+        that is gone (a cache reused under a new ``asyncio.run``); it is checked here.
+        """
+        try:
+            loop = _get_running_loop()
+        except RuntimeError:  # a synchronous caller: nothing to schedule on
+            return
+        if loop is not self._timer_loop or (
+            self._timer is None and self._cleanup_interval is not None
+        ):
+            self._start_timer()
+        interval = self._cleanup_interval
+        self._timer_due = math.inf if interval is None else now + 2 * interval
+
     def _start_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         loop = _get_running_loop()
         self._timer_loop = loop
-        if self._cleanup_interval is not None:
-            self._timer = loop.call_later(self._cleanup_interval, _timer_fired, weakref.ref(self))
+        interval = self._cleanup_interval
+        if interval is not None:
+            self._timer = loop.call_later(interval, _timer_fired, weakref.ref(self))
+            self._timer_due = self._clock() + 2 * interval
+        else:
+            self._timer_due = math.inf
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -1273,8 +1302,10 @@ class TTLCache(Generic[T]):
         self._purge(self._clock(), removed, exact=True)
         if removed:
             self._dispatch_soon(removed)
-        assert self._cleanup_interval is not None
-        self._timer = loop.call_later(self._cleanup_interval, _timer_fired, weakref.ref(self))
+        interval = self._cleanup_interval
+        assert interval is not None
+        self._timer = loop.call_later(interval, _timer_fired, weakref.ref(self))
+        self._timer_due = self._clock() + 2 * interval
 
 
 async def _await_all(pending: list[Any]) -> None:
@@ -1457,8 +1488,6 @@ class CacheTransaction(Generic[T]):
         if exc_type is not None or not ops:
             return
         cache = self._cache
-        if cache._timer_loop is not _get_running_loop():
-            cache._start_timer()
         removed: list[_Removal] = []
         # Every ttl was checked when buffered: nothing below raises half way.
         for key, (value, ttl) in ops.items():
