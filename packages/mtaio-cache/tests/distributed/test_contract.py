@@ -204,6 +204,7 @@ async def test_stats_per_node(cluster: Any) -> None:
         nodes = cache.stats()["nodes"]
         assert set(nodes) == set(cache.nodes)
         assert sum(n["ops"] for n in nodes.values()) == 60
+        assert all(n["commands"] == n["ops"] for n in nodes.values())
         for n in nodes.values():
             assert n["up"] and n["errors"] == 0 and n["timeouts"] == 0
             assert n["round_trips"] <= n["ops"]

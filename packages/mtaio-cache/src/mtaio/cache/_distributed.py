@@ -432,7 +432,8 @@ class DistributedCache(Generic[T]):
     def stats(self) -> dict[str, Any]:
         """Counters: hits, misses, reads, writes, deletes, repairs, resyncs, and ``nodes``.
 
-        ``nodes`` maps each node's name to its own counters: ``up``, ``ops`` (commands),
+        ``nodes`` maps each node's name to its own counters: ``up``, ``ops`` (commands sent, also
+        as ``commands``),
         ``round_trips`` (``ops / round_trips`` is the pipelining factor), ``errors``,
         ``timeouts``, ``times_marked_down``, ``latency_avg_ms``/``latency_max_ms`` (per round
         trip), ``queued`` and ``in_flight``.

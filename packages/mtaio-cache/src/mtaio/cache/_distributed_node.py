@@ -283,6 +283,7 @@ class NodeLink:
         return {
             "up": self.up,
             "ops": self.commands,
+            "commands": self.commands,  # alias of "ops" (the demo reads this name)
             "round_trips": self.batches,
             "errors": self.errors,
             "timeouts": self.timeouts,
