@@ -64,7 +64,9 @@ class PsutilReader:
             pcpu = p.cpu_times()
             mem = p.memory_info()
             threads = p.num_threads()
-            fds = p.num_fds() if hasattr(p, "num_fds") else p.num_handles()
+            # num_fds on POSIX, num_handles on Windows; getattr keeps mypy's platform stubs happy.
+            count_fds = getattr(p, "num_fds", None) or getattr(p, "num_handles")  # noqa: B009
+            fds = int(count_fds())
             created = p.create_time()
         return Reading(
             time=self._clock(),
