@@ -55,6 +55,7 @@ async def test_state_transitions() -> None:
         "calls": 4,
         "successes": 1,
         "rejected": 2,
+        "opened": 2,  # tripped by the failures, then again by the failed trial
     }
 
 

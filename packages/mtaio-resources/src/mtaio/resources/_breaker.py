@@ -69,6 +69,7 @@ class CircuitBreaker:
         "_failure_on",
         "_failures",
         "_max_trials",
+        "_opened",
         "_opened_at",
         "_rejected",
         "_state",
@@ -95,6 +96,7 @@ class CircuitBreaker:
         self._state = CircuitState.CLOSED
         self._failures = 0
         self._opened_at = 0.0
+        self._opened = 0
         self._trials = 0
         self._calls = 0
         self._successes = 0
@@ -123,6 +125,7 @@ class CircuitBreaker:
     def _open(self) -> None:
         self._state = CircuitState.OPEN
         self._opened_at = self._clock()
+        self._opened += 1
         logger.warning("circuit opened after %d failure(s)", self._failures)
 
     def _before(self) -> CircuitState:
@@ -212,7 +215,8 @@ class CircuitBreaker:
 
         Returns:
             ``state`` (its value), ``failures`` (consecutive), ``calls`` let through,
-            ``successes``, ``rejected`` calls.
+            ``successes``, ``rejected`` calls, and ``opened``: how many times the circuit
+            tripped (from closed, or again after a failed half-open trial).
         """
         return {
             "state": self.state.value,
@@ -220,4 +224,5 @@ class CircuitBreaker:
             "calls": self._calls,
             "successes": self._successes,
             "rejected": self._rejected,
+            "opened": self._opened,
         }
