@@ -32,8 +32,8 @@ async def _gaps(limiter: Any, resource_id: str, n: int) -> list[float]:
 @pytest.mark.looptime
 async def test_snippet5_adaptive_limiter_works_without_super_init(seed_snippet: Loader) -> None:
     ns = seed_snippet(5)
+    assert issubclass(ns["AdaptiveRateLimiter"], ResourceLimiter)
     limiter = ns["AdaptiveRateLimiter"]()
-    assert isinstance(limiter, ResourceLimiter)
     limiter.rates["api"] = 2.0  # 2 calls per second: each costs 1/2 token
     gaps = await _gaps(limiter, "api", 5)
     assert gaps[1:] == pytest.approx([0.5] * 3)

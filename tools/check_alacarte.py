@@ -213,7 +213,7 @@ def run_integration(work: Path, pytest_args: list[str]) -> list[str]:
     """Run tests-integration with the meta-package's venv (installed wheels)."""
     python = work / f"venv-{META.name}" / "bin" / "python"
     groups = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]
-    test_deps = [d for d in groups["test"] if isinstance(d, str)] + ["rich>=13"]
+    test_deps = [d for g in ("test", "demo") for d in groups[g] if isinstance(d, str)]
     uv = shutil.which("uv")
     cmd = (
         [uv, "pip", "install", "--quiet", "--python", str(python), *test_deps]
