@@ -43,8 +43,8 @@ async def test_retries_with_exponential_backoff_until_success(seed_snippet: Load
     # Backoff 2**0 = 1 s after the first failure, 2**1 = 2 s after the second.
     assert [round(t - start, 6) for t in attempts] == [0.0, 1.0, 3.0]
     assert loop.time() - start == pytest.approx(3.0)
-    assert executor.executor.stats()["failed"] == 2
-    assert executor.executor.stats()["completed"] == 1
+    assert executor.executor.stats().failed == 2
+    assert executor.executor.stats().completed == 1
     await executor.executor.close()
 
 
@@ -85,6 +85,6 @@ async def test_errors_that_are_not_mtaio_errors_are_not_retried(seed_snippet: Lo
 
 def test_the_executor_is_created_without_a_running_loop(seed_snippet: Loader) -> None:
     executor = resilient(seed_snippet)
-    assert executor.executor.stats()["running"] == 0
+    assert executor.executor.stats().running == 0
     asyncio.run(executor.executor.close())  # nothing was started: closing is immediate
     assert executor.executor.closed

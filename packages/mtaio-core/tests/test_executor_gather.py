@@ -33,8 +33,8 @@ async def test_gather_never_exceeds_its_limit(probe: Any) -> None:
         results = await executor.gather(*(probe.job(i, 0.001) for i in range(50)), limit=7)
         assert results == list(range(50))
         assert probe.peak == 7
-        assert executor.stats()["completed"] == 50
-        assert executor.stats()["pending"] == 0
+        assert executor.stats().completed == 50
+        assert executor.stats().pending == 0
 
 
 async def test_the_executor_limit_caps_concurrent_gathers(probe: Any) -> None:
@@ -60,7 +60,7 @@ async def test_fail_fast_cancels_and_awaits_the_siblings(probe: Any, leftovers: 
         assert closed(never) and "never" not in probe.started  # closed, never started
         assert not leftovers()
         stats = executor.stats()
-        assert (stats["failed"], stats["cancelled"], stats["pending"]) == (1, 2, 0)
+        assert (stats.failed, stats.cancelled, stats.pending) == (1, 2, 0)
 
 
 async def test_return_exceptions_puts_errors_in_place(probe: Any) -> None:
@@ -432,5 +432,5 @@ async def test_a_rate_limited_gather_cancelled_while_pacing(
             await call
         assert probe.started == [0, 1]
         assert all(closed(c) for c in coros)
-        assert executor.stats()["pending"] == 0
+        assert executor.stats().pending == 0
         assert not leftovers()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mtaio.core import ExecutorClosedError, TaskExecutor
+from mtaio.core import ExecutorClosedError, ExecutorStats, TaskExecutor
 from mtaio.exceptions import (
     ConfigurationError,
     ConfigurationTypeError,
@@ -30,13 +30,9 @@ async def double(x: int) -> int:
 
 def test_created_and_closed_without_a_running_loop() -> None:
     executor = TaskExecutor()
-    assert executor.stats() == {
-        "running": 0,
-        "pending": 0,
-        "completed": 0,
-        "failed": 0,
-        "cancelled": 0,
-    }
+    assert executor.stats() == ExecutorStats(
+        running=0, pending=0, completed=0, failed=0, cancelled=0
+    )
     asyncio.run(executor.close())
     assert executor.closed
     assert "closed" in repr(executor)
@@ -47,7 +43,7 @@ async def test_run_awaitable_and_function() -> None:
         assert await executor.run(double(2)) == 4
         assert await executor.run(double, 5) == 10
         assert await executor.run(double, x=6) == 12
-        assert executor.stats()["completed"] == 3
+        assert executor.stats().completed == 3
 
 
 async def test_run_lets_the_task_error_through_unchanged() -> None:
@@ -62,7 +58,7 @@ async def test_run_lets_the_task_error_through_unchanged() -> None:
         assert info.value is error
         with pytest.raises(KeyError):
             await executor.run(lambda: (_ for _ in ()).throw(KeyError("x")))
-        assert executor.stats()["failed"] == 2
+        assert executor.stats().failed == 2
 
 
 @pytest.mark.looptime
@@ -141,7 +137,7 @@ async def test_concurrent_runs_never_exceed_the_limit(probe: Any) -> None:
         results = await asyncio.gather(*(executor.run(probe.job(i, 0.001)) for i in range(20)))
         assert results == list(range(20))
         assert probe.peak == 3
-        assert executor.stats()["completed"] == 20
+        assert executor.stats().completed == 20
 
 
 async def test_waiting_runs_start_in_arrival_order(probe: Any) -> None:
@@ -183,15 +179,15 @@ async def test_a_cancelled_caller_releases_its_slot(probe: Any, leftovers: Lefto
         running = asyncio.ensure_future(executor.run(probe.job(1, 10)))
         queued = asyncio.ensure_future(executor.run(probe.job(2, 10)))
         await asyncio.sleep(0.01)
-        assert executor.stats()["running"] == 1
-        assert executor.stats()["pending"] == 1
+        assert executor.stats().running == 1
+        assert executor.stats().pending == 1
         queued.cancel()
         running.cancel()
         for task in (running, queued):
             with pytest.raises(asyncio.CancelledError):
                 await task
         assert probe.cancelled == [1]
-        assert executor.stats()["cancelled"] == 1
+        assert executor.stats().cancelled == 1
         assert await executor.run(double(4)) == 8  # the slot is free again
         assert not leftovers()
 
@@ -265,7 +261,7 @@ async def test_close_waits_for_a_thread_that_is_still_running() -> None:
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
-    assert executor.stats()["cancelled"] == 1
+    assert executor.stats().cancelled == 1
     closing = asyncio.ensure_future(executor.close())
     await asyncio.sleep(0.01)
     assert not closing.done()  # the thread is still busy

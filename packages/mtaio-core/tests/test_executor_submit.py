@@ -22,7 +22,7 @@ async def test_submit_returns_a_handle_to_await(probe: Any) -> None:
         assert handles[0].done() and not handles[0].cancelled() and not handles[0].running()
         assert handles[0].result() == 0 and handles[0].exception() is None
         assert "done" in repr(handles[0])
-        assert executor.stats()["completed"] == 10
+        assert executor.stats().completed == 10
 
 
 async def test_pending_work_starts_by_priority_then_fifo(probe: Any) -> None:
@@ -40,7 +40,7 @@ async def test_pending_work_starts_by_priority_then_fifo(probe: Any) -> None:
         assert handles[1].priority == -1
         await asyncio.sleep(0.01)
         assert probe.started == []  # the cap is reached: everything waits
-        assert executor.stats()["pending"] == 6
+        assert executor.stats().pending == 6
         assert "pending" in repr(handles[0])
         gate.set()
         await first
@@ -63,7 +63,7 @@ async def test_errors_reach_the_awaiter(probe: Any) -> None:
             await handle
         assert info.value is error
         assert handle.exception() is error
-        assert executor.stats()["failed"] == 1
+        assert executor.stats().failed == 1
 
 
 async def test_cancel_pending_work_closes_it_unstarted(probe: Any) -> None:
@@ -78,7 +78,7 @@ async def test_cancel_pending_work_closes_it_unstarted(probe: Any) -> None:
         assert pending.cancelled()
         assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
         assert probe.started == ["running"]
-        assert executor.stats()["cancelled"] == 1
+        assert executor.stats().cancelled == 1
 
 
 async def test_cancel_running_work_keeps_the_worker(probe: Any, leftovers: Leftovers) -> None:
@@ -93,7 +93,7 @@ async def test_cancel_running_work_keeps_the_worker(probe: Any, leftovers: Lefto
             await victim
         assert await after == "after"  # the same worker went on with the next work
         assert probe.cancelled == ["victim"]
-        assert executor.stats()["cancelled"] == 1
+        assert executor.stats().cancelled == 1
     assert not leftovers()
 
 
@@ -238,7 +238,7 @@ async def test_work_that_cancels_its_own_handle_runs_on() -> None:
         after = executor.submit(asyncio.sleep(0, "after"))
         assert await after == "after"
         assert handles[0].cancelled()
-        assert executor.stats()["cancelled"] == 1
+        assert executor.stats().cancelled == 1
 
 
 async def test_several_awaiters_of_one_handle(probe: Any) -> None:
@@ -294,4 +294,4 @@ async def test_many_cancelled_slot_waiters_do_not_pile_up() -> None:
         gate.set()
         await holder
         assert await executor.run(asyncio.sleep(0, "ok")) == "ok"
-        assert executor.stats()["pending"] == 0
+        assert executor.stats().pending == 0

@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from mtaio.core import Latch
+from mtaio.core import Latch, LatchStats
 from mtaio.exceptions import ConfigurationError
 
 
@@ -17,7 +17,7 @@ async def test_waiters_are_released_at_zero() -> None:
     latch = Latch(3)
     waiters = [asyncio.ensure_future(latch.wait()) for _ in range(2)]
     await asyncio.sleep(0)
-    assert latch.stats() == {"count": 3, "initial": 3, "waiters": 2}
+    assert latch.stats() == LatchStats(count=3, initial=3, waiters=2)
     assert await latch.count_down() == 2
     await asyncio.sleep(0)
     assert not any(w.done() for w in waiters)
@@ -42,7 +42,7 @@ async def test_wait_timeout_returns_false() -> None:
     start = loop.time()
     assert await latch.wait(timeout=2) is False
     assert loop.time() - start == pytest.approx(2)
-    assert latch.stats()["waiters"] == 0  # the timed-out waiter is gone
+    assert latch.stats().waiters == 0  # the timed-out waiter is gone
     loop.call_later(1, latch.count_down_nowait)
     assert await latch.wait(timeout=5) is True
     assert loop.time() - start == pytest.approx(3)
@@ -55,7 +55,7 @@ async def test_a_cancelled_waiter_is_removed() -> None:
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
-    assert latch.stats()["waiters"] == 0
+    assert latch.stats().waiters == 0
     assert len(latch._waiters) == 0
 
 

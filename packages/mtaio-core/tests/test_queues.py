@@ -14,6 +14,7 @@ from mtaio.core import (
     QueueClosedError,
     QueueEmptyError,
     QueueFullError,
+    QueueStats,
 )
 from mtaio.exceptions import ConfigurationError, ResourceLockError
 
@@ -57,7 +58,7 @@ async def test_nowait_errors_and_sizes(cls: Any) -> None:
     with pytest.raises(asyncio.QueueFull):
         queue.put_nowait("b")
     assert "size=1" in repr(queue)
-    assert queue.stats() == {"size": 1, "maxsize": 1, "getters": 0, "putters": 0, "unfinished": 1}
+    assert queue.stats() == QueueStats(size=1, maxsize=1, getters=0, putters=0, unfinished=1)
 
 
 @pytest.mark.parametrize("cls", QUEUES)
@@ -75,7 +76,7 @@ async def test_a_full_queue_blocks_the_putter_until_there_is_room(cls: Any) -> N
     putter = asyncio.ensure_future(queue.put(2))
     await asyncio.sleep(0.01)
     assert not putter.done()
-    assert queue.stats()["putters"] == 1
+    assert queue.stats().putters == 1
     assert await queue.get() == 1
     # The freed room is reserved for the waiting putter: nobody can barge in before it runs,
     # so it never has to block a second time.
@@ -90,7 +91,7 @@ async def test_getters_are_served_in_arrival_order(cls: Any) -> None:
     queue = cls()
     getters = [asyncio.ensure_future(queue.get()) for _ in range(3)]
     await asyncio.sleep(0)
-    assert queue.stats()["getters"] == 3
+    assert queue.stats().getters == 3
     for i in range(3):
         queue.put_nowait(i)
     with pytest.raises(QueueEmptyError):
@@ -261,7 +262,7 @@ async def interleave(cls: Any, maxsize: int, ops: list[tuple[str, int]]) -> None
             break
     assert Counter(put_ok) == Counter(got + rest)  # nothing lost, nothing duplicated
     assert len(set(got + rest)) == len(got + rest)
-    assert queue.stats()["getters"] == queue.stats()["putters"] == 0
+    assert queue.stats().getters == queue.stats().putters == 0
     assert queue._claimed == queue._reserved == 0
 
 

@@ -13,13 +13,16 @@ from ._errors import QueueClosedError as QueueClosedError
 from ._errors import QueueEmptyError as QueueEmptyError
 from ._errors import QueueFullError as QueueFullError
 from ._executor import DEFAULT_MAP_LIMIT as DEFAULT_MAP_LIMIT
+from ._executor import ExecutorStats as ExecutorStats
 from ._executor import ResultStream as ResultStream
 from ._executor import TaskExecutor as TaskExecutor
 from ._executor import TaskHandle as TaskHandle
 from ._latch import Latch as Latch
+from ._latch import LatchStats as LatchStats
 from ._queues import AsyncQueue as AsyncQueue
 from ._queues import LIFOQueue as LIFOQueue
 from ._queues import PriorityQueue as PriorityQueue
+from ._queues import QueueStats as QueueStats
 
 __version__: str = _version("mtaio-core")
 
@@ -29,11 +32,14 @@ __all__ = (
     "TaskHandle",
     "ResultStream",
     "DEFAULT_MAP_LIMIT",
+    "ExecutorStats",
     # queues and synchronisation
     "AsyncQueue",
     "PriorityQueue",
     "LIFOQueue",
+    "QueueStats",
     "Latch",
+    "LatchStats",
     # errors
     "ExecutorClosedError",
     "QueueClosedError",

@@ -38,6 +38,7 @@ from collections.abc import (
     Sized,
 )
 from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
 from types import CoroutineType, TracebackType
 from typing import Any, Generic, Literal, TypeVar, final, overload
 
@@ -524,6 +525,27 @@ class ResultStream(Generic[T]):
 
 
 @final
+@dataclass(frozen=True, slots=True)
+class ExecutorStats:
+    """A snapshot of a :class:`TaskExecutor`'s counters, from :meth:`TaskExecutor.stats`.
+
+    Attributes:
+        running: Work being awaited now.
+        pending: Work given but not started: submitted, waiting for a slot, or not yet
+            pulled by a ``gather``.
+        completed: Work that finished with a result, since creation.
+        failed: Work that raised, since creation.
+        cancelled: Work cancelled, pending or running, since creation.
+    """
+
+    running: int
+    pending: int
+    completed: int
+    failed: int
+    cancelled: int
+
+
+@final
 class TaskExecutor:
     """Run awaitables and functions with a concurrency cap, a start rate and priorities.
 
@@ -666,21 +688,20 @@ class TaskExecutor:
         """Whether :meth:`close` was called."""
         return self._closed
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> ExecutorStats:
         """Return counts worth graphing.
 
         Returns:
-            ``running`` (work being awaited now), ``pending`` (given but not started:
-            submitted, waiting for a slot, or not yet pulled by a ``gather``), and the
-            totals ``completed``, ``failed`` and ``cancelled`` since creation.
+            An :class:`ExecutorStats` snapshot: ``running``, ``pending`` and the totals
+            ``completed``, ``failed`` and ``cancelled`` since creation.
         """
-        return {
-            "running": self._running,
-            "pending": self._pending + len(self._fifo) + len(self._queue),
-            "completed": self._completed,
-            "failed": self._failed,
-            "cancelled": self._cancelled,
-        }
+        return ExecutorStats(
+            running=self._running,
+            pending=self._pending + len(self._fifo) + len(self._queue),
+            completed=self._completed,
+            failed=self._failed,
+            cancelled=self._cancelled,
+        )
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"

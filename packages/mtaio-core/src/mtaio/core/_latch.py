@@ -4,9 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 from typing import final
 
 from mtaio.exceptions import require_non_negative, require_non_negative_int, require_positive_int
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class LatchStats:
+    """A snapshot of a latch's counters, from :meth:`Latch.stats`.
+
+    Attributes:
+        count: Count-downs still needed to open the latch (``0``: open).
+        initial: The count given at creation.
+        waiters: ``wait`` calls blocked now.
+    """
+
+    count: int
+    initial: int
+    waiters: int
 
 
 @final
@@ -123,13 +140,13 @@ class Latch:
                     self._waiters.remove(waiter)
         return True
 
-    def stats(self) -> dict[str, int]:
-        """Return ``count``, the ``initial`` count and the number of ``waiters``."""
-        return {
-            "count": self._count,
-            "initial": self._initial,
-            "waiters": sum(1 for w in self._waiters if not w.done()),
-        }
+    def stats(self) -> LatchStats:
+        """Return a :class:`LatchStats` snapshot: ``count``, ``initial`` and ``waiters``."""
+        return LatchStats(
+            count=self._count,
+            initial=self._initial,
+            waiters=sum(1 for w in self._waiters if not w.done()),
+        )
 
     def __repr__(self) -> str:
         return f"<Latch count={self._count}/{self._initial}>"

@@ -16,6 +16,7 @@ import asyncio
 import heapq
 import itertools
 from collections import deque
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, final
 
 from mtaio.exceptions import ResourceLockError, require_non_negative_int
@@ -26,6 +27,26 @@ T = TypeVar("T")
 
 _Waiters = deque["asyncio.Future[bool]"]
 _COMPACT_AT = 64
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """A snapshot of a queue's counters, from :meth:`AsyncQueue.stats`.
+
+    Attributes:
+        size: Items in the queue now.
+        maxsize: The bound given at creation (``0``: unbounded).
+        getters: ``get`` calls waiting for an item.
+        putters: ``put`` calls waiting for room.
+        unfinished: Items put but not yet marked done with ``task_done``.
+    """
+
+    size: int
+    maxsize: int
+    getters: int
+    putters: int
+    unfinished: int
 
 
 class _QueueBase(Generic[T]):
@@ -87,20 +108,20 @@ class _QueueBase(Generic[T]):
         """Return True if a ``put`` would block now (never for an unbounded queue)."""
         return 0 < self._maxsize <= self._size() + self._reserved
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> QueueStats:
         """Return counts worth graphing.
 
         Returns:
-            ``size``, ``maxsize``, ``getters`` and ``putters`` waiting, ``unfinished`` items
-            (put but not yet marked done with :meth:`task_done`).
+            A :class:`QueueStats` snapshot: ``size``, ``maxsize``, ``getters`` and ``putters``
+            waiting, ``unfinished`` items (put but not yet marked done with :meth:`task_done`).
         """
-        return {
-            "size": self._size(),
-            "maxsize": self._maxsize,
-            "getters": sum(1 for f in self._getters if not f.done()),
-            "putters": sum(1 for f in self._putters if not f.done()),
-            "unfinished": self._unfinished,
-        }
+        return QueueStats(
+            size=self._size(),
+            maxsize=self._maxsize,
+            getters=sum(1 for f in self._getters if not f.done()),
+            putters=sum(1 for f in self._putters if not f.done()),
+            unfinished=self._unfinished,
+        )
 
     def __len__(self) -> int:
         return self._size()
