@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import pickle
 from collections.abc import Callable
 from typing import Any
@@ -57,8 +58,8 @@ async def test_round_trip_and_api(cluster: Any, raw_clients: list[aioredis.Redis
         await cache.set("none", None)
         assert await cache.has("none")
         stats = cache.stats()
-        assert stats["writes"] == 2 and stats["hits"] == 1 and stats["misses"] >= 2
-        assert all(n["up"] for n in stats["nodes"].values())
+        assert stats.writes == 2 and stats.hits == 1 and stats.misses >= 2
+        assert all(n.up for n in stats.nodes.values())
 
 
 async def test_replicas_hold_the_key_under_the_namespace(
@@ -141,7 +142,7 @@ async def test_newest_version_wins_and_stale_replicas_are_repaired(
         await asyncio.sleep(0.05)
         for c in raw_clients:
             assert unpack_envelope(await raw_get(c, b"mtaio:k")).payload == b'"new"'
-        assert cache.stats()["repairs"] == 2
+        assert cache.stats().repairs == 2
         # a write that lost the race (older version) never overrides the newer one
         await raw_clients[2].set(b"mtaio:k", old)
         assert await cache.get("k") == "new"
@@ -161,11 +162,11 @@ async def test_deletes_leave_tombstones_that_repair_cannot_undo(
 async def test_auto_pipelining_batches_concurrent_operations(cluster: Any) -> None:
     async with make(cluster, replication_factor=1) as cache:
         await cache.set("warm", 1)
-        before = sum(n["round_trips"] for n in cache.stats()["nodes"].values())
+        before = sum(n.round_trips for n in cache.stats().nodes.values())
         await asyncio.gather(*(cache.set(f"k{i}", i) for i in range(200)))
         values = await asyncio.gather(*(cache.get(f"k{i}") for i in range(200)))
         assert values == list(range(200))
-        trips = sum(n["round_trips"] for n in cache.stats()["nodes"].values()) - before
+        trips = sum(n.round_trips for n in cache.stats().nodes.values()) - before
         assert trips <= 2 * 3 * 2  # a batch or two per node per phase, not 400 round trips
 
 
@@ -201,15 +202,19 @@ async def test_snippet_style_positional_nodes_list(cluster: Any) -> None:
 async def test_stats_per_node(cluster: Any) -> None:
     async with make(cluster, replication_factor=1) as cache:
         await asyncio.gather(*(cache.set(f"k{i}", i) for i in range(60)))
-        nodes = cache.stats()["nodes"]
+        nodes = cache.stats().nodes
         assert set(nodes) == set(cache.nodes)
-        assert sum(n["ops"] for n in nodes.values()) == 60
-        assert all(n["commands"] == n["ops"] for n in nodes.values())
+        assert sum(n.ops for n in nodes.values()) == 60
         for n in nodes.values():
-            assert n["up"] and n["errors"] == 0 and n["timeouts"] == 0
-            assert n["round_trips"] <= n["ops"]
-            assert n["latency_max_ms"] >= n["latency_avg_ms"] > 0
-            assert n["queued"] == 0 and n["in_flight"] == 0
+            assert n.up and n.errors == 0 and n.timeouts == 0
+            assert n.round_trips <= n.ops
+            assert n.latency_max_ms >= n.latency_avg_ms > 0
+            assert n.queued == 0 and n.in_flight == 0
+        snapshot = cache.stats()
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            snapshot.hits = 1  # type: ignore[misc]
+        as_dict = dataclasses.asdict(snapshot)
+        assert as_dict["nodes"][cache.nodes[0]]["ops"] == snapshot.nodes[cache.nodes[0]].ops
 
 
 async def test_read_repair_chance_repairs_replicas_behind_a_single_replica_read(
@@ -223,7 +228,7 @@ async def test_read_repair_chance_repairs_replicas_behind_a_single_replica_read(
         await others[1].set(b"mtaio:k", b"garbage")
         assert await cache.get("k") == "new"
         for _ in range(50):
-            if cache.stats()["repairs"] == 2:
+            if cache.stats().repairs == 2:
                 break
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.02)
@@ -233,7 +238,7 @@ async def test_read_repair_chance_repairs_replicas_behind_a_single_replica_read(
         await others[0].set(b"mtaio:k", pack_envelope(KIND_VALUE, 1, 1, 0, b'"old"'))
         assert await cache.get("k") == "new"
         await asyncio.sleep(0.02)
-        assert cache.stats()["repairs"] == 0
+        assert cache.stats().repairs == 0
 
 
 async def test_huge_batches_leave_in_slices(cluster: Any) -> None:
@@ -241,9 +246,9 @@ async def test_huge_batches_leave_in_slices(cluster: Any) -> None:
         items = {f"k{i}": i for i in range(5000)}
         await cache.set_many(items)
         assert await cache.get_many(list(items)) == items
-        nodes = cache.stats()["nodes"].values()
-        assert sum(n["ops"] for n in nodes) == 10000
-        assert all(n["round_trips"] >= n["ops"] / 1024 for n in nodes)
+        nodes = cache.stats().nodes.values()
+        assert sum(n.ops for n in nodes) == 10000
+        assert all(n.round_trips >= n.ops / 1024 for n in nodes)
 
 
 async def test_a_client_reads_its_own_writes_with_single_replica_quorums(cluster: Any) -> None:
@@ -285,4 +290,4 @@ async def test_resync_fills_missing_older_and_garbage_copies_only(
         assert await raw.get(b"mtaio:same") == same_before
         assert await raw.get(b"mtaio:foreign") is None
         assert await raw.get(b"mtaio:expired") is None
-        assert cache.stats()["resyncs"] == 1
+        assert cache.stats().resyncs == 1

@@ -55,14 +55,14 @@ async def test_kill_one_node_under_load_then_bring_it_back(cluster: Any) -> None
         await asyncio.sleep(0.1)
         await cluster.kill(1)
         victim = cache.nodes[1]
-        await wait_for(lambda: not cache.stats()["nodes"][victim]["up"])
+        await wait_for(lambda: not cache.stats().nodes[victim].up)
         before = ops
         await asyncio.sleep(0.2)
         assert ops > before  # progress continues on the survivors
-        resyncs = cache.stats()["resyncs"]
+        resyncs = cache.stats().resyncs
         await cluster.restart(1)
-        await wait_for(lambda: cache.stats()["nodes"][victim]["up"])
-        await wait_for(lambda: cache.stats()["resyncs"] > resyncs)
+        await wait_for(lambda: cache.stats().nodes[victim].up)
+        await wait_for(lambda: cache.stats().resyncs > resyncs)
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 5.0)
         assert failures == []
@@ -76,7 +76,7 @@ async def test_kill_one_node_under_load_then_bring_it_back(cluster: Any) -> None
             assert all(present)
         finally:
             await raw.aclose()
-        assert cache.stats()["nodes"][victim]["times_marked_down"] == 1
+        assert cache.stats().nodes[victim].times_marked_down == 1
     finally:
         stop.set()
         await cache.close()
@@ -121,7 +121,7 @@ async def test_a_node_that_stops_answering_times_out(redis_process: Any) -> None
         error: object = info.value
         assert isinstance(error, TimeoutError)
         assert isinstance(error, ConnectionError)
-        assert cache.stats()["nodes"][cache.nodes[0]]["timeouts"] == 1
+        assert cache.stats().nodes[cache.nodes[0]].timeouts == 1
         proc.resume()
         assert await cache.get("k") == 1  # the next batch reconnects
     finally:
@@ -201,6 +201,6 @@ async def test_get_many_falls_over_per_key(cluster: Any) -> None:
         await cache.set_many(expected)
         await cluster.kill(0)
         assert await cache.get_many(list(expected)) == expected
-        assert cache.stats()["nodes"][cache.nodes[0]]["up"]  # not marked down: it fell over
+        assert cache.stats().nodes[cache.nodes[0]].up  # not marked down: it fell over
     finally:
         await cache.close()

@@ -1,11 +1,14 @@
 """Type-checked by mypy, never run: DistributedCache generics and the serializer protocol."""
 
-from typing import Any, assert_type
+from typing import assert_type
 
 from mtaio.cache import (
     CacheNode,
+    CacheNodeStats,
     DistributedCache,
+    DistributedCacheStats,
     JsonSerializer,
+    NodeStats,
     Serializer,
     SignedPickleSerializer,
 )
@@ -20,7 +23,8 @@ async def checks() -> None:
     assert_type(await cache.delete("k"), bool)
     assert_type(await cache.delete_many(["k"]), int)
     assert_type(await cache.touch("k", ttl=5), bool)
-    assert_type(cache.stats(), dict[str, Any])
+    assert_type(cache.stats(), DistributedCacheStats)
+    assert_type(cache.stats().nodes, dict[str, NodeStats])
     await cache.set("k", 1)  # type: ignore[arg-type]
     await cache.set_many({"k": b"x"})  # type: ignore[dict-item]
     DistributedCache[int](["redis://:pw@host:6379/1"], 2, 1, 1, default_ttl=60.0)
@@ -29,3 +33,4 @@ async def checks() -> None:
     assert_type(s.dumps(1), bytes)
     async with CacheNode("n", ("127.0.0.1", 0)) as node:
         assert_type(node.address, tuple[str, int])
+        assert_type(node.stats(), CacheNodeStats)

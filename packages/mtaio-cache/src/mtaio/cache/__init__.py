@@ -21,7 +21,10 @@ from ._ttl import TTLLRUCache as TTLLRUCache
 from ._distributed import CacheDependencyError as CacheDependencyError
 from ._distributed import CacheTimeoutError as CacheTimeoutError
 from ._distributed import DistributedCache as DistributedCache
+from ._distributed import DistributedCacheStats as DistributedCacheStats
+from ._distributed_node import NodeStats as NodeStats
 from ._node import CacheNode as CacheNode
+from ._node import CacheNodeStats as CacheNodeStats
 from ._resp import RespProtocolError as RespProtocolError
 from ._serial import CacheSerializationError as CacheSerializationError
 from ._serial import JsonSerializer as JsonSerializer
@@ -44,7 +47,10 @@ __all__ = (
     "cached",
     # distributed cache
     "DistributedCache",
+    "DistributedCacheStats",
+    "NodeStats",
     "CacheNode",
+    "CacheNodeStats",
     "Serializer",
     "JsonSerializer",
     "RawSerializer",

@@ -17,6 +17,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Generic, Self, TypeVar, final, overload
@@ -31,7 +32,7 @@ from mtaio.exceptions import (
     require_positive_int,
 )
 
-from ._distributed_node import CacheTimeoutError, Failure, NodeLink
+from ._distributed_node import CacheTimeoutError, Failure, NodeLink, NodeStats
 from ._hashing import HashRing
 from ._serial import (
     KIND_TOMBSTONE,
@@ -47,7 +48,7 @@ from ._serial import (
 if TYPE_CHECKING:
     from redis.asyncio.connection import ConnectionPool
 
-__all__ = ("CacheDependencyError", "CacheTimeoutError", "DistributedCache")
+__all__ = ("CacheDependencyError", "CacheTimeoutError", "DistributedCache", "DistributedCacheStats")
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -81,6 +82,32 @@ class _Hlc:
 
 
 NodeSpec = tuple[str, int] | str
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class DistributedCacheStats:
+    """A snapshot of a :class:`DistributedCache`'s counters, from ``stats()``.
+
+    Attributes:
+        hits: Reads that found a value.
+        misses: Reads that found nothing.
+        reads: Keys read (``get`` and each key of ``get_many``).
+        writes: Keys written (``set`` and each key of ``set_many``).
+        deletes: Keys deleted (``delete`` and each key of ``delete_many``).
+        repairs: Stale or missing replicas rewritten by read repair.
+        resyncs: Resynchronisations of a node that came back up.
+        nodes: Each node's :class:`NodeStats`, keyed by its name (``host:port``).
+    """
+
+    hits: int
+    misses: int
+    reads: int
+    writes: int
+    deletes: int
+    repairs: int
+    resyncs: int
+    nodes: dict[str, NodeStats]
 
 
 @final
@@ -429,18 +456,19 @@ class DistributedCache(Generic[T]):
         for node in self._by_name.values():
             await node.disconnect()
 
-    def stats(self) -> dict[str, Any]:
-        """Counters: hits, misses, reads, writes, deletes, repairs, resyncs, and ``nodes``.
-
-        ``nodes`` maps each node's name to its own counters: ``up``, ``ops`` (commands sent, also
-        as ``commands``),
-        ``round_trips`` (``ops / round_trips`` is the pipelining factor), ``errors``,
-        ``timeouts``, ``times_marked_down``, ``latency_avg_ms``/``latency_max_ms`` (per round
-        trip), ``queued`` and ``in_flight``.
-        """
-        out: dict[str, Any] = dict(self._stats)
-        out["nodes"] = {name: node.stats() for name, node in self._by_name.items()}
-        return out
+    def stats(self) -> DistributedCacheStats:
+        """A snapshot of the counters, the cache's and each node's (a `DistributedCacheStats`)."""
+        c = self._stats
+        return DistributedCacheStats(
+            hits=c["hits"],
+            misses=c["misses"],
+            reads=c["reads"],
+            writes=c["writes"],
+            deletes=c["deletes"],
+            repairs=c["repairs"],
+            resyncs=c["resyncs"],
+            nodes={name: node.stats() for name, node in self._by_name.items()},
+        )
 
     @property
     def nodes(self) -> list[str]:

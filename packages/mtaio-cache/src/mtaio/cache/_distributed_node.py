@@ -24,6 +24,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, final
 
 from mtaio.exceptions import CacheConnectionError, CacheError
@@ -32,10 +33,40 @@ from mtaio.exceptions import TimeoutError as MtaioTimeoutError
 if TYPE_CHECKING:
     from redis.asyncio.connection import AbstractConnection, ConnectionPool
 
-__all__ = ("CacheTimeoutError", "Failure", "NodeLink")
+__all__ = ("CacheTimeoutError", "Failure", "NodeLink", "NodeStats")
 
 _log: Final = logging.getLogger("mtaio.cache")
 MAX_BATCH: Final = 1024  # commands per round trip
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class NodeStats:
+    """A snapshot of one node's counters, in :attr:`DistributedCacheStats.nodes`.
+
+    Attributes:
+        up: Whether the node is currently considered healthy.
+        ops: Commands sent to the node.
+        round_trips: Batches sent (``ops / round_trips`` is the pipelining factor).
+        errors: Batches that failed with a connection or protocol error.
+        timeouts: Batches that timed out.
+        times_marked_down: How many times the node was marked down.
+        latency_avg_ms: Mean round-trip latency, in milliseconds (0.0 before the first).
+        latency_max_ms: Largest round-trip latency, in milliseconds.
+        queued: Commands waiting for the next batch.
+        in_flight: Commands in the batch currently on the wire.
+    """
+
+    up: bool
+    ops: int
+    round_trips: int
+    errors: int
+    timeouts: int
+    times_marked_down: int
+    latency_avg_ms: float
+    latency_max_ms: float
+    queued: int
+    in_flight: int
 
 
 @final
@@ -278,21 +309,20 @@ class NodeLink:
             await _drop(conn)
         self._loop = None
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> NodeStats:
         """Counters of this node (see :meth:`DistributedCache.stats`)."""
-        return {
-            "up": self.up,
-            "ops": self.commands,
-            "commands": self.commands,  # alias of "ops" (the demo reads this name)
-            "round_trips": self.batches,
-            "errors": self.errors,
-            "timeouts": self.timeouts,
-            "times_marked_down": self.down_count,
-            "latency_avg_ms": (self.latency_total / self.batches * 1000) if self.batches else 0.0,
-            "latency_max_ms": self.latency_max * 1000,
-            "queued": len(self._pending),
-            "in_flight": self._inflight,
-        }
+        return NodeStats(
+            up=self.up,
+            ops=self.commands,
+            round_trips=self.batches,
+            errors=self.errors,
+            timeouts=self.timeouts,
+            times_marked_down=self.down_count,
+            latency_avg_ms=(self.latency_total / self.batches * 1000) if self.batches else 0.0,
+            latency_max_ms=self.latency_max * 1000,
+            queued=len(self._pending),
+            in_flight=self._inflight,
+        )
 
 
 async def _drop(conn: AbstractConnection) -> None:

@@ -17,6 +17,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self, final
 
@@ -32,12 +33,28 @@ from ._distributed import _is_str, is_address
 from ._resp import Reply, RespError, RespParser, RespProtocolError, encode_reply
 from ._ttl import TTLCache
 
-__all__ = ("CacheNode",)
+__all__ = ("CacheNode", "CacheNodeStats")
 
 _log: Final = logging.getLogger("mtaio.cache")
 _OK: Final = "OK"
 _SERVER_VERSION: Final = "7.0.0"  # what redis-py and redis-cli see; the subset below fits it
 _READ_SIZE: Final = 1 << 16
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class CacheNodeStats:
+    """A snapshot of a :class:`CacheNode`'s counters, from ``stats()``.
+
+    Attributes:
+        keys: Keys held at the time of the snapshot.
+        clients: Client connections currently open.
+        commands: Commands processed since the node started.
+    """
+
+    keys: int
+    clients: int
+    commands: int
 
 
 @final
@@ -246,9 +263,11 @@ class CacheNode:
     ) -> None:
         await self.stop()
 
-    def stats(self) -> dict[str, Any]:
-        """Counters: ``keys``, ``clients`` connected, ``commands`` processed."""
-        return {"keys": len(self._store), "clients": len(self._clients), "commands": self._commands}
+    def stats(self) -> CacheNodeStats:
+        """A snapshot of the node's counters (see :class:`CacheNodeStats`)."""
+        return CacheNodeStats(
+            keys=len(self._store), clients=len(self._clients), commands=self._commands
+        )
 
     # -- connections ----------------------------------------------------------------------
 
