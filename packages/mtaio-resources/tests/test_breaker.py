@@ -1,9 +1,10 @@
 import asyncio
+import dataclasses
 
 import pytest
 
 from mtaio.exceptions import CircuitBreakerError, ConfigurationError, ConfigurationTypeError
-from mtaio.resources import CircuitBreaker, CircuitState
+from mtaio.resources import CircuitBreaker, CircuitBreakerStats, CircuitState
 from mtaio.typing import ManualClock
 
 
@@ -49,14 +50,33 @@ async def test_state_transitions() -> None:
     assert await breaker.call(ok) == "ok"  # the trial succeeds: closed
     assert state_of(breaker) is CircuitState.CLOSED
     assert breaker.failures == 0
-    assert breaker.stats() == {
-        "state": "closed",
-        "failures": 0,
-        "calls": 4,
-        "successes": 1,
-        "rejected": 2,
-        "opened": 2,  # tripped by the failures, then again by the failed trial
-    }
+    assert breaker.stats() == CircuitBreakerStats(
+        state=CircuitState.CLOSED,
+        failures=0,
+        calls=4,
+        successes=1,
+        rejected=2,
+        opened=2,  # tripped by the failures, then again by the failed trial
+    )
+
+
+async def test_stats_is_a_frozen_snapshot_holding_the_state_enum() -> None:
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=10, clock=ManualClock())
+    with pytest.raises(OSError, match="down"):
+        await breaker.call(fail)
+    stats = breaker.stats()
+    assert stats.state is CircuitState.OPEN
+    assert stats.opened == 1
+    assert stats.failures == 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stats.opened = 0  # type: ignore[misc]
+    with pytest.raises(CircuitBreakerError):
+        await breaker.call(ok)
+    assert stats.rejected == 0  # a snapshot: later calls do not change it
+    assert breaker.stats().rejected == 1
+    as_dict = dataclasses.asdict(stats)
+    assert as_dict["state"] is CircuitState.OPEN
+    assert as_dict["state"].value == "open"
 
 
 async def test_a_success_resets_the_consecutive_count() -> None:

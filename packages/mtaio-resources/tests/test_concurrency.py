@@ -8,7 +8,7 @@ from mtaio.exceptions import (
     ResourceLimitError,
     ResourceLockError,
 )
-from mtaio.resources import ConcurrencyLimiter
+from mtaio.resources import ConcurrencyLimiter, ConcurrencyStats
 
 
 async def test_limits_holders_and_counts() -> None:
@@ -26,7 +26,7 @@ async def test_limits_holders_and_counts() -> None:
 
     await asyncio.gather(*(work() for _ in range(10)))
     assert peak == 2
-    assert limiter.stats() == {"limit": 2, "borrowed": 0, "waiting": 0, "acquired": 10}
+    assert limiter.stats() == ConcurrencyStats(limit=2, borrowed=0, waiting=0, acquired=10)
 
 
 async def test_fifo_hand_off_without_barging() -> None:

@@ -3,7 +3,7 @@ import asyncio
 import pytest
 
 from mtaio.exceptions import ConfigurationError, ResourceLimitError
-from mtaio.resources import ResourceLimiter
+from mtaio.resources import ConcurrencyStats, ResourceLimiter, ResourceLimiterStats
 
 
 class NoInit(ResourceLimiter):
@@ -29,7 +29,22 @@ async def test_an_instance_without_init_uses_one_token_per_second() -> None:
 
 
 def test_stats_of_an_instance_without_init() -> None:
-    assert NoInit().stats()["rate.rate"] == 1.0
+    stats = NoInit().stats()
+    assert stats.rate is not None
+    assert stats.rate.rate == 1.0
+    assert stats.concurrency is None
+
+
+async def test_stats_of_a_concurrency_only_limiter() -> None:
+    limiter = ResourceLimiter(concurrency=3)
+    async with limiter:
+        stats = limiter.stats()
+    assert stats == ResourceLimiterStats(
+        rate=None, concurrency=ConcurrencyStats(limit=3, borrowed=1, waiting=0, acquired=1)
+    )
+    assert limiter.stats().concurrency == ConcurrencyStats(
+        limit=3, borrowed=0, waiting=0, acquired=1
+    )
 
 
 @pytest.mark.looptime
@@ -52,8 +67,10 @@ async def test_rate_and_concurrency_together() -> None:
     assert peak == 2
     assert loop.time() - start == pytest.approx(2.1)
     stats = limiter.stats()
-    assert stats["concurrency.acquired"] == 4
-    assert stats["rate.acquired"] == 4
+    assert stats.concurrency is not None
+    assert stats.concurrency.acquired == 4
+    assert stats.rate is not None
+    assert stats.rate.acquired == 4
 
 
 @pytest.mark.looptime

@@ -1,4 +1,5 @@
 import asyncio
+import dataclasses
 import re
 
 import pytest
@@ -8,7 +9,13 @@ from mtaio.exceptions import (
     ConfigurationTypeError,
     ResourceLimitError,
 )
-from mtaio.resources import KeyedRateLimiter, Limit, RateLimiter
+from mtaio.resources import (
+    KeyedRateLimiter,
+    KeyedRateLimiterStats,
+    Limit,
+    RateLimiter,
+    RateLimiterStats,
+)
 from mtaio.typing import ManualClock
 
 
@@ -22,7 +29,7 @@ def test_try_acquire_with_manual_clock() -> None:
     assert not limiter.try_acquire(0.5)
     clock.advance(10)  # refill caps at the burst
     assert limiter.available() == 5
-    assert limiter.stats()["acquired"] == 2
+    assert limiter.stats().acquired == 2
 
 
 def test_default_burst_is_a_tenth_of_the_rate_at_least_one() -> None:
@@ -60,7 +67,7 @@ async def test_bad_tokens_are_refused() -> None:
         limiter.try_acquire(3)
     with pytest.raises(ConfigurationError, match="timeout"):
         await limiter.acquire(2, timeout=-1)
-    assert limiter.stats()["waiting"] == 0
+    assert limiter.stats().waiting == 0
 
 
 @pytest.mark.looptime
@@ -102,7 +109,7 @@ async def test_waiters_are_served_in_fifo_order() -> None:
 
     tasks = [asyncio.create_task(take(i, 1.0 if i % 2 else 0.5)) for i in range(6)]
     await asyncio.sleep(0)
-    assert limiter.stats()["waiting"] == 6
+    assert limiter.stats().waiting == 6
     assert not limiter.try_acquire(0.1)  # waiters keep their turn
     await asyncio.gather(*tasks)
     assert order == list(range(6))
@@ -136,8 +143,8 @@ async def test_a_cancelled_waiter_consumes_nothing() -> None:
     start = loop.time()
     await second  # gets the token the cancelled head would have had, at t = 1 s
     assert loop.time() - start == pytest.approx(0.5)
-    assert limiter.stats()["waiting"] == 0
-    assert limiter.stats()["acquired"] == 2
+    assert limiter.stats().waiting == 0
+    assert limiter.stats().acquired == 2
 
 
 async def _served_then_cancelled(limiter: RateLimiter) -> None:
@@ -147,7 +154,7 @@ async def _served_then_cancelled(limiter: RateLimiter) -> None:
     await asyncio.sleep(0)
     head.cancel()
     await asyncio.sleep(0)  # the head's exit serves `second`, which has not run yet
-    assert limiter.stats()["acquired"] == 2  # the first acquire and `second`
+    assert limiter.stats().acquired == 2  # the first acquire and `second`
     second.cancel()
     for task in (head, second):
         with pytest.raises(asyncio.CancelledError):
@@ -159,7 +166,7 @@ async def test_cancelled_after_being_served_gives_the_tokens_back() -> None:
     limiter = RateLimiter(1, burst=2)
     await limiter.acquire(1)
     await _served_then_cancelled(limiter)
-    assert limiter.stats()["acquired"] == 1  # the grant was undone
+    assert limiter.stats().acquired == 1  # the grant was undone
     assert limiter.try_acquire()  # and the token is back
 
 
@@ -183,7 +190,7 @@ async def test_timeout_raises_and_takes_nothing() -> None:
     later = asyncio.create_task(limiter.acquire())
     await later
     assert loop.time() - start == pytest.approx(1.0)
-    assert limiter.stats()["waiting"] == 0
+    assert limiter.stats().waiting == 0
 
 
 @pytest.mark.looptime
@@ -213,7 +220,7 @@ async def test_several_rates_are_enforced_together() -> None:
     await limiter.acquire()
     # the per-minute bucket (1/3 token per second) refilled 1/3 during that second
     assert loop.time() - start == pytest.approx(3.0)
-    assert limiter.stats()["acquired"] == 21
+    assert limiter.stats().acquired == 21
 
 
 def test_several_rates_try_acquire() -> None:
@@ -267,9 +274,10 @@ def test_repr_and_stats() -> None:
     limiter = RateLimiter(5, burst=2)
     assert "rate=5.0/s" in repr(limiter)
     stats = limiter.stats()
-    assert stats["rate"] == 5.0
-    assert stats["burst"] == 2.0
-    assert stats["available"] == 2.0
+    assert stats == RateLimiterStats(rate=5.0, burst=2.0, available=2.0, waiting=0, acquired=0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stats.acquired = 1  # type: ignore[misc]
+    assert dataclasses.asdict(stats)["burst"] == 2.0
 
 
 async def test_works_on_a_second_event_loop() -> None:
@@ -299,7 +307,7 @@ async def test_keyed_limiter_has_one_bucket_per_key() -> None:
     await limiter.acquire("c")  # evicts the least recently used idle key: "b"
     assert "b" not in limiter
     assert len(limiter) == 2
-    assert limiter.stats() == {"keys": 2, "max_keys": 2, "waiting": 0, "acquired": 3}
+    assert limiter.stats() == KeyedRateLimiterStats(keys=2, max_keys=2, waiting=0, acquired=3)
 
 
 @pytest.mark.looptime
@@ -344,7 +352,7 @@ async def test_no_timer_is_left_once_every_waiter_is_gone() -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
     live = [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
     assert live == []
-    assert limiter.stats()["waiting"] == 0
+    assert limiter.stats().waiting == 0
     assert limiter.try_acquire(0.5) is False  # nothing was taken: the level is still 0
     await asyncio.sleep(1)
     assert limiter.try_acquire()

@@ -5,10 +5,16 @@ from typing import assert_type
 import mtaio.typing
 from mtaio.resources import (
     CircuitBreaker,
+    CircuitBreakerStats,
+    CircuitState,
     ConcurrencyLimiter,
+    ConcurrencyStats,
     KeyedRateLimiter,
+    KeyedRateLimiterStats,
     RateLimiter,
+    RateLimiterStats,
     ResourceLimiter,
+    ResourceLimiterStats,
     ResourceManager,
     Retry,
     TimeoutManager,
@@ -79,6 +85,20 @@ async def main() -> None:
     await keyed.acquire("user")
     manager: mtaio.typing.ResourceManager = ResourceManager()
     assert manager is not None
+
+
+def stats_types() -> None:
+    assert_type(limiter.stats(), RateLimiterStats)
+    assert_type(limiter.stats().acquired, int)
+    assert_type(limiter.stats().available, float)
+    assert_type(keyed_int.stats(), KeyedRateLimiterStats)
+    assert_type(concurrency.stats(), ConcurrencyStats)
+    assert_type(resource_limiter.stats(), ResourceLimiterStats)
+    assert_type(resource_limiter.stats().rate, RateLimiterStats | None)
+    assert_type(resource_limiter.stats().concurrency, ConcurrencyStats | None)
+    assert_type(breaker.stats(), CircuitBreakerStats)
+    assert_type(breaker.stats().state, CircuitState)
+    limiter.stats().acquired = 1  # type: ignore[misc]
 
 
 async def mistakes() -> None:

@@ -10,14 +10,19 @@ the resilience helpers.
 from importlib.metadata import version as _version
 
 from ._breaker import CircuitBreaker as CircuitBreaker
+from ._breaker import CircuitBreakerStats as CircuitBreakerStats
 from ._breaker import CircuitState as CircuitState
 from ._concurrency import ConcurrencyLimiter as ConcurrencyLimiter
+from ._concurrency import ConcurrencyStats as ConcurrencyStats
 from ._group import ResourceGroup as ResourceGroup
 from ._group import ResourceManager as ResourceManager
 from ._limiter import ResourceLimiter as ResourceLimiter
+from ._limiter import ResourceLimiterStats as ResourceLimiterStats
 from ._rate import KeyedRateLimiter as KeyedRateLimiter
+from ._rate import KeyedRateLimiterStats as KeyedRateLimiterStats
 from ._rate import Limit as Limit
 from ._rate import RateLimiter as RateLimiter
+from ._rate import RateLimiterStats as RateLimiterStats
 from ._retry import Retry as Retry
 from ._retry import is_testing as is_testing
 from ._retry import retry as retry
@@ -35,6 +40,12 @@ __all__ = (
     "KeyedRateLimiter",
     "ConcurrencyLimiter",
     "ResourceLimiter",
+    # statistics snapshots
+    "RateLimiterStats",
+    "KeyedRateLimiterStats",
+    "ConcurrencyStats",
+    "ResourceLimiterStats",
+    "CircuitBreakerStats",
     # timeouts
     "TimeoutManager",
     "TimeoutScope",

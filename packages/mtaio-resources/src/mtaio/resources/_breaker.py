@@ -7,6 +7,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, final
 
 from mtaio.exceptions import (
@@ -17,7 +18,7 @@ from mtaio.exceptions import (
 )
 from mtaio.typing import Clock, is_async_callable
 
-__all__ = ("CircuitBreaker", "CircuitState")
+__all__ = ("CircuitBreaker", "CircuitBreakerStats", "CircuitState")
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -34,6 +35,33 @@ class CircuitState(enum.Enum):
     """Calls fail at once with :class:`~mtaio.exceptions.CircuitBreakerError`."""
     HALF_OPEN = "half_open"
     """A limited number of trial calls go through to decide between closed and open."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class CircuitBreakerStats:
+    """A snapshot of a :class:`CircuitBreaker`'s figures, from ``stats()``.
+
+    ``state`` is the :class:`CircuitState` member itself, not its string: compare it with
+    ``is CircuitState.OPEN``, and use ``stats().state.value`` (``"closed"``, ``"open"`` or
+    ``"half_open"``) where a string is wanted, for example after ``dataclasses.asdict``.
+
+    Attributes:
+        state: The circuit's state at the time of the snapshot (a :class:`CircuitState`).
+        failures: Consecutive failures counted so far.
+        calls: Calls let through to the wrapped function.
+        successes: Calls that succeeded.
+        rejected: Calls refused at once (circuit open, or half-open with its trials busy).
+        opened: How many times the circuit tripped (from closed, or again after a failed
+            half-open trial).
+    """
+
+    state: CircuitState
+    failures: int
+    calls: int
+    successes: int
+    rejected: int
+    opened: int
 
 
 @final
@@ -210,19 +238,20 @@ class CircuitBreaker:
         self._failures = 0
         self._trials = 0
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> CircuitBreakerStats:
         """Counts to graph.
 
         Returns:
-            ``state`` (its value), ``failures`` (consecutive), ``calls`` let through,
-            ``successes``, ``rejected`` calls, and ``opened``: how many times the circuit
-            tripped (from closed, or again after a failed half-open trial).
+            A :class:`CircuitBreakerStats` snapshot: ``state`` (the :class:`CircuitState`
+            member), ``failures`` (consecutive), ``calls`` let through, ``successes``,
+            ``rejected`` calls, and ``opened``: how many times the circuit tripped (from
+            closed, or again after a failed half-open trial).
         """
-        return {
-            "state": self.state.value,
-            "failures": self._failures,
-            "calls": self._calls,
-            "successes": self._successes,
-            "rejected": self._rejected,
-            "opened": self._opened,
-        }
+        return CircuitBreakerStats(
+            state=self.state,
+            failures=self._failures,
+            calls=self._calls,
+            successes=self._successes,
+            rejected=self._rejected,
+            opened=self._opened,
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, final, overload
 
 from mtaio.exceptions import (
@@ -16,10 +17,28 @@ from mtaio.exceptions import (
 
 from ._decorate import guard
 
-__all__ = ("ConcurrencyLimiter",)
+__all__ = ("ConcurrencyLimiter", "ConcurrencyStats")
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ConcurrencyStats:
+    """A snapshot of a :class:`ConcurrencyLimiter`'s figures, from ``stats()``.
+
+    Attributes:
+        limit: The most holders at once.
+        borrowed: Permits held at the time of the snapshot.
+        waiting: Tasks waiting in ``acquire``.
+        acquired: Permits granted so far.
+    """
+
+    limit: int
+    borrowed: int
+    waiting: int
+    acquired: int
 
 
 @final
@@ -162,19 +181,19 @@ class ConcurrencyLimiter:
             self._acquired += 1
             future.set_result(True)
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> ConcurrencyStats:
         """Counts to graph.
 
         Returns:
-            ``limit``, ``borrowed`` (permits held), ``waiting`` tasks and ``acquired``
-            (permits granted so far).
+            A :class:`ConcurrencyStats` snapshot: ``limit``, ``borrowed`` (permits held),
+            ``waiting`` tasks and ``acquired`` (permits granted so far).
         """
-        return {
-            "limit": self._limit,
-            "borrowed": self._borrowed,
-            "waiting": self.waiting,
-            "acquired": self._acquired,
-        }
+        return ConcurrencyStats(
+            limit=self._limit,
+            borrowed=self._borrowed,
+            waiting=self.waiting,
+            acquired=self._acquired,
+        )
 
     async def __aenter__(self) -> ConcurrencyLimiter:
         await self.acquire()

@@ -4,18 +4,37 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, ParamSpec, TypeVar, overload
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar, final, overload
 
 from mtaio.exceptions import ConfigurationError, require_non_negative
 
-from ._concurrency import ConcurrencyLimiter
+from ._concurrency import ConcurrencyLimiter, ConcurrencyStats
 from ._decorate import guard
-from ._rate import RateLimiter
+from ._rate import RateLimiter, RateLimiterStats
 
-__all__ = ("ResourceLimiter",)
+__all__ = ("ResourceLimiter", "ResourceLimiterStats")
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ResourceLimiterStats:
+    """A snapshot of a :class:`ResourceLimiter`'s figures, from ``stats()``.
+
+    Each limit keeps its own snapshot, so ``stats().rate.acquired`` replaces the old
+    ``stats()["rate.acquired"]``.
+
+    Attributes:
+        rate: The token bucket's :class:`RateLimiterStats`, or ``None`` without a rate limit.
+        concurrency: The permits' :class:`ConcurrencyStats`, or ``None`` without a
+            concurrency limit.
+    """
+
+    rate: RateLimiterStats | None
+    concurrency: ConcurrencyStats | None
 
 
 class ResourceLimiter:
@@ -134,15 +153,19 @@ class ResourceLimiter:
         if self._rl_concurrency is not None:
             self._rl_concurrency.release()
 
-    def stats(self) -> dict[str, float]:
-        """Counts to graph: the bucket's as ``rate.*``, the permits' as ``concurrency.*``."""
-        out: dict[str, float] = {}
+    def stats(self) -> ResourceLimiterStats:
+        """Counts to graph.
+
+        Returns:
+            A :class:`ResourceLimiterStats` snapshot holding the bucket's figures as
+            ``rate`` and the permits' as ``concurrency`` (``None`` for a limit not set).
+        """
         bucket = self.rate_limiter
-        if bucket is not None:
-            out.update({f"rate.{k}": v for k, v in bucket.stats().items()})
-        if self._rl_concurrency is not None:
-            out.update({f"concurrency.{k}": v for k, v in self._rl_concurrency.stats().items()})
-        return out
+        permits = self._rl_concurrency
+        return ResourceLimiterStats(
+            rate=None if bucket is None else bucket.stats(),
+            concurrency=None if permits is None else permits.stats(),
+        )
 
     async def __aenter__(self) -> ResourceLimiter:
         await ResourceLimiter.acquire(self)

@@ -16,6 +16,7 @@ import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable
+from dataclasses import dataclass
 from typing import Any, Generic, Literal, NamedTuple, NoReturn, ParamSpec, TypeVar, final, overload
 
 from mtaio.exceptions import (
@@ -31,7 +32,13 @@ from mtaio.typing import Clock
 
 from ._decorate import guard
 
-__all__ = ("KeyedRateLimiter", "Limit", "RateLimiter")
+__all__ = (
+    "KeyedRateLimiter",
+    "KeyedRateLimiterStats",
+    "Limit",
+    "RateLimiter",
+    "RateLimiterStats",
+)
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -43,6 +50,45 @@ logger = logging.getLogger("mtaio.resources")
 # float arithmetic leaves crumbs: a deficit this small (seconds) counts as none, rather than
 # arming a 1 ns timer. It changes the achieved rate by far less than a part per million.
 _EPSILON = 1e-7
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class RateLimiterStats:
+    """A snapshot of a :class:`RateLimiter`'s figures, from ``stats()``.
+
+    Attributes:
+        rate: Tokens added per second (of the first rate, when there are several).
+        burst: The bucket's capacity in tokens (of the first rate).
+        available: Tokens that could be taken at the time of the snapshot (the smallest
+            level over all rates).
+        waiting: Tasks waiting in ``acquire``.
+        acquired: Requests granted so far.
+    """
+
+    rate: float
+    burst: float
+    available: float
+    waiting: int
+    acquired: int
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class KeyedRateLimiterStats:
+    """A snapshot of a :class:`KeyedRateLimiter`'s figures, from ``stats()``.
+
+    Attributes:
+        keys: Buckets held at the time of the snapshot.
+        max_keys: The most buckets kept at once.
+        waiting: Tasks waiting in ``acquire``, summed over the keys.
+        acquired: Requests granted so far, summed over the keys held.
+    """
+
+    keys: int
+    max_keys: int
+    waiting: int
+    acquired: int
 
 
 class Limit(NamedTuple):
@@ -427,20 +473,20 @@ class RateLimiter:
         self._refill(self._now())
         return min([self._level, *(b.level for b in self._extra)])
 
-    def stats(self) -> dict[str, float]:
+    def stats(self) -> RateLimiterStats:
         """Counts to graph.
 
         Returns:
-            ``rate`` (tokens per second), ``burst``, ``available`` tokens, ``waiting``
-            tasks and ``acquired`` (requests granted so far).
+            A :class:`RateLimiterStats` snapshot: ``rate`` (tokens per second), ``burst``,
+            ``available`` tokens, ``waiting`` tasks and ``acquired`` (requests granted so far).
         """
-        return {
-            "rate": self._per_second,
-            "burst": self._capacity,
-            "available": self.available(),
-            "waiting": self._waiting,
-            "acquired": self._acquired,
-        }
+        return RateLimiterStats(
+            rate=self._per_second,
+            burst=self._capacity,
+            available=self.available(),
+            waiting=self._waiting,
+            acquired=self._acquired,
+        )
 
     # -- sugar ---------------------------------------------------------------------------
 
@@ -596,12 +642,17 @@ class KeyedRateLimiter(Generic[_K]):
     def __contains__(self, key: object) -> bool:
         return key in self._buckets
 
-    def stats(self) -> dict[str, float]:
-        """Counts to graph: ``keys``, ``waiting`` and ``acquired`` summed over the keys."""
+    def stats(self) -> KeyedRateLimiterStats:
+        """Counts to graph.
+
+        Returns:
+            A :class:`KeyedRateLimiterStats` snapshot: ``keys`` held, ``max_keys``, and
+            ``waiting`` and ``acquired`` summed over the keys.
+        """
         buckets = list(self._buckets.values())
-        return {
-            "keys": len(buckets),
-            "max_keys": self._max_keys,
-            "waiting": sum(b._waiting for b in buckets),
-            "acquired": sum(b._acquired for b in buckets),
-        }
+        return KeyedRateLimiterStats(
+            keys=len(buckets),
+            max_keys=self._max_keys,
+            waiting=sum(b._waiting for b in buckets),
+            acquired=sum(b._acquired for b in buckets),
+        )
