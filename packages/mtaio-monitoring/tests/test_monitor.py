@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import threading
 from typing import TYPE_CHECKING, Any
@@ -11,6 +12,7 @@ from mtaio.exceptions import ConfigurationError, ConfigurationTypeError, Monitor
 from mtaio.monitoring import (
     SYSTEM_METRICS,
     Alert,
+    MonitorStats,
     PsutilReader,
     ResourceMonitor,
     SystemStats,
@@ -109,7 +111,7 @@ async def test_timer_samples_every_interval(reader: FakeReader) -> None:
         assert m.running
         await asyncio.sleep(10.5)
         assert len(m.history()) == 10
-        assert m.stats()["samples"] == 10
+        assert m.stats().samples == 10
     assert not m.running
 
 
@@ -124,7 +126,7 @@ async def test_stop_leaves_no_task_or_thread() -> None:
     await m.stop()  # idempotent
     assert asyncio.all_tasks() == before
     assert not monitor_threads()
-    assert m.stats()["samples"] >= 1
+    assert m.stats().samples >= 1
 
 
 async def test_concurrent_starts_make_one_timer() -> None:
@@ -216,8 +218,8 @@ async def test_sample_errors_do_not_stop_the_timer(
     reader.read = good  # type: ignore[method-assign]
     await asyncio.sleep(1.0)
     await m.stop()
-    assert m.stats()["sample_errors"] == 2
-    assert m.stats()["samples"] == 1
+    assert m.stats().sample_errors == 2
+    assert m.stats().samples == 1
     assert "monitor sample failed" in caplog.text
 
 
@@ -236,7 +238,7 @@ async def test_slow_sampling_skips_instead_of_bursting(reader: FakeReader) -> No
     await asyncio.sleep(10)
     await m.stop()
     # The first sample fires (and blocks 3.5 s); later ones do not (it stays active).
-    assert 6 <= m.stats()["samples"] <= 7
+    assert 6 <= m.stats().samples <= 7
     assert loop.time() - t0 == pytest.approx(10)
 
 
@@ -345,7 +347,7 @@ async def test_threshold_crossing_calls_handlers_and_alerts(reader: FakeReader) 
     assert "above" in alerts[0].message
     await m.sample()  # still above: no repeat while active
     assert len(seen) == 1
-    assert m.stats()["thresholds_fired"] == 1
+    assert m.stats().thresholds_fired == 1
 
 
 async def test_sustained_for_n_samples(reader: FakeReader) -> None:
@@ -442,7 +444,7 @@ async def test_failing_handler_does_not_stop_others(
     await m.sample()
     assert got[0] == "cpu.usage_percent"
     assert "threshold" in got[1]
-    assert m.stats()["handler_errors"] == 3
+    assert m.stats().handler_errors == 3
     assert "boom" in caplog.text
 
 
@@ -578,9 +580,36 @@ async def test_cancelled_request_is_not_counted(reader: FakeReader) -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert m.stats()["request_count"] == 0
-    assert m.stats()["cancelled_count"] == 1
-    assert m.stats()["in_flight"] == 0
+    assert m.stats().request_count == 0
+    assert m.stats().cancelled_count == 1
+    assert m.stats().in_flight == 0
+
+
+async def test_stats_is_a_frozen_snapshot(reader: FakeReader) -> None:
+    m = make(reader, interval=2.0)
+    m.record_request(0.5, error=True)
+    await m.sample()
+    stats = m.stats()
+    assert stats == MonitorStats(
+        running=False,
+        interval=2.0,
+        samples=1,
+        sample_errors=0,
+        history=1,
+        thresholds=0,
+        thresholds_fired=0,
+        alerts_sent=0,
+        handler_errors=0,
+        request_count=1,
+        error_count=1,
+        cancelled_count=0,
+        in_flight=0,
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stats.samples = 2  # type: ignore[misc]
+    m.record_request(0.1)
+    assert stats.request_count == 1  # a snapshot: later requests do not change it
+    assert dataclasses.asdict(m.stats())["request_count"] == 2
 
 
 def test_record_request_bad_latency(reader: FakeReader) -> None:
@@ -635,7 +664,7 @@ def test_snapshot_and_stats(reader: FakeReader) -> None:
     assert snap["metrics"]["jobs"]["kind"] == "counter"
     assert snap["metrics"]["jobs"]["series"] == [{"labels": {"kind": "email"}, "value": 3.0}]
     assert snap["thresholds"][0]["metric"] == "cpu.usage_percent"
-    assert m.stats()["thresholds"] == 1
+    assert m.stats().thresholds == 1
 
 
 async def test_snapshot_after_sample_is_json_ready(reader: FakeReader) -> None:

@@ -188,7 +188,7 @@ async def test_missing_prometheus_client_says_which_extra(
     assert isinstance(info.value, MonitoringError)
     with pytest.raises(MissingDependencyError):
         await m.serve_metrics()
-    assert m.stats()["running"] is False
+    assert m.stats().running is False
 
 
 def test_monitoring_imports_without_prometheus_client(tmp_path: Any) -> None:

@@ -9,6 +9,7 @@ from mtaio.monitoring import (
     Counter,
     Gauge,
     Histogram,
+    MonitorStats,
     Profile,
     Profiler,
     ResourceMonitor,
@@ -45,6 +46,7 @@ async def use(monitor: ResourceMonitor) -> None:
     assert_type(await profiler.get_profile(), Profile)
     assert_type(await monitor.get_current_stats(), SystemStats)
     assert_type(monitor.latest, SystemStats | None)
+    assert_type(monitor.stats(), MonitorStats)
     assert_type(monitor.set_threshold("cpu.usage_percent", 90), Threshold)
     assert_type(monitor.counter("c"), Counter)
     assert_type(monitor.counter("c").labels(route="/"), CounterChild)

@@ -26,6 +26,7 @@ from ._metrics import Histogram as Histogram
 from ._metrics import HistogramChild as HistogramChild
 from ._metrics import MetricsRegistry as MetricsRegistry
 from ._monitor import HistorySummary as HistorySummary
+from ._monitor import MonitorStats as MonitorStats
 from ._monitor import ResourceMonitor as ResourceMonitor
 from ._monitor import TrackedRequest as TrackedRequest
 from ._profiler import Profile as Profile
@@ -51,6 +52,7 @@ __all__ = (
     "ResourceMonitor",
     "TrackedRequest",
     "HistorySummary",
+    "MonitorStats",
     "SystemStats",
     "CPUStats",
     "MemoryStats",

@@ -72,6 +72,42 @@ class HistorySummary:
 
 
 @final
+@dataclass(frozen=True, slots=True)
+class MonitorStats:
+    """A snapshot of a :class:`ResourceMonitor`'s own counters, from ``stats()``.
+
+    Attributes:
+        running: Whether the sampling timer is running.
+        interval: Seconds between timer samples.
+        samples: Samples added to the history (by the timer or a direct ``sample()``).
+        sample_errors: Timer samples that failed (logged, and the timer kept going).
+        history: Samples held in the history at the time of the snapshot.
+        thresholds: Thresholds registered.
+        thresholds_fired: Times a threshold fired.
+        alerts_sent: Alerts sent (to the ``on_alert`` handlers, or logged when there is none).
+        handler_errors: Handler calls (threshold and alert handlers) that raised.
+        request_count: Requests that finished, tracked or recorded (errors included).
+        error_count: Tracked requests that raised.
+        cancelled_count: Tracked requests that were cancelled.
+        in_flight: Tracked requests running at the time of the snapshot.
+    """
+
+    running: bool
+    interval: float
+    samples: int
+    sample_errors: int
+    history: int
+    thresholds: int
+    thresholds_fired: int
+    alerts_sent: int
+    handler_errors: int
+    request_count: int
+    error_count: int
+    cancelled_count: int
+    in_flight: int
+
+
+@final
 class TrackedRequest:
     """The context manager :meth:`ResourceMonitor.track_request` returns.
 
@@ -703,23 +739,23 @@ class ResourceMonitor:
             ],
         }
 
-    def stats(self) -> dict[str, Any]:
-        """Return the monitor's own counters (samples, alerts, handler errors...)."""
-        return {
-            "running": self.running,
-            "interval": self._interval,
-            "samples": self._samples,
-            "sample_errors": self._sample_errors,
-            "history": len(self._history),
-            "thresholds": len(self._thresholds),
-            "thresholds_fired": self._thresholds_fired,
-            "alerts_sent": self._alerts_sent,
-            "handler_errors": self._handler_errors,
-            "request_count": self._request_count,
-            "error_count": self._error_count,
-            "cancelled_count": self._cancelled_count,
-            "in_flight": self._in_flight,
-        }
+    def stats(self) -> MonitorStats:
+        """Return a snapshot of the monitor's own counters (see :class:`MonitorStats`)."""
+        return MonitorStats(
+            running=self.running,
+            interval=self._interval,
+            samples=self._samples,
+            sample_errors=self._sample_errors,
+            history=len(self._history),
+            thresholds=len(self._thresholds),
+            thresholds_fired=self._thresholds_fired,
+            alerts_sent=self._alerts_sent,
+            handler_errors=self._handler_errors,
+            request_count=self._request_count,
+            error_count=self._error_count,
+            cancelled_count=self._cancelled_count,
+            in_flight=self._in_flight,
+        )
 
     def prometheus_collector(self, namespace: str = "mtaio") -> MonitorCollector:
         """Return a prometheus_client collector of this monitor's figures.
