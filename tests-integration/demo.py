@@ -198,15 +198,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     retry = Retry(attempts=3, delay=0.01, backoff=2.0, retry_on=PaymentDeclined)
     rate = RateLimiter(args.rate * 1.2, burst=20)
     slots = ConcurrencyLimiter(16)
-    tally.breaker_trips = lambda: int(breaker.stats()["opened"])
+    tally.breaker_trips = lambda: breaker.stats().opened
     outage = (args.duration * 0.4, args.duration * 0.55)
     payments = PaymentService(rng, outage, tally)
     local: TTLCache[dict[str, Any]] = TTLCache(default_ttl=2.0, max_size=200)
 
-    async with storage(args.redis) as (nodes, where):
-        remote: DistributedCache[dict[str, Any]] = DistributedCache(
-            nodes, replication_factor=min(2, len(nodes)), timeout=0.5, namespace="mtaio-demo"
+    # Everything opened here is closed on the way out, also when the run fails.
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(profiler.close)
+        stack.push_async_callback(local.close)
+        nodes, where = await stack.enter_async_context(storage(args.redis))
+        remote: DistributedCache[dict[str, Any]] = await stack.enter_async_context(
+            DistributedCache(
+                nodes, replication_factor=min(2, len(nodes)), timeout=0.5, namespace="mtaio-demo"
+            )
         )
+        stack.push_async_callback(notifications.close)
         profiles = LayeredProfiles(local, remote, tally)
         pipeline: Pipeline[Order, Order] = Pipeline()
         pipeline.add_stage(Validate()).add_stage(Enrich(profiles))
@@ -260,9 +267,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await counter
         summary = await summarize(tally, where, local, remote, rate, breaker, monitor, profiler)
         await remote.clear()
-        await remote.close()
-    await local.close()
-    profiler.close()
     return summary
 
 
@@ -326,16 +330,16 @@ async def summarize(
             "loads from the database": tally.loads,
             "local": {"hits": local.stats().hits, "items": local.stats().items},
             "distributed nodes": {
-                name: {"up": node["up"], "commands": node["commands"]}
-                for name, node in remote.stats()["nodes"].items()
+                name: {"up": node.up, "commands": node.ops}
+                for name, node in remote.stats().nodes.items()
             },
         },
         "payments": {
             "calls": tally.payment_calls,
             "errors": tally.payment_errors,
-            "breaker trips": breaker.stats()["opened"],
-            "rejected by the open breaker": breaker.stats()["rejected"],
-            "limiter acquisitions": rate.stats()["acquired"],
+            "breaker trips": breaker.stats().opened,
+            "rejected by the open breaker": breaker.stats().rejected,
+            "limiter acquisitions": rate.stats().acquired,
         },
         "profile": {
             name: {
