@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 
 import pytest
 
-from mtaio.data import Change, ChangeType, Observable, ObservableValue
+from mtaio.data import Change, ChangeType, Observable, ObservableStats, ObservableValue
 from mtaio.exceptions import ConfigurationError, ConfigurationTypeError
 
 
@@ -47,7 +48,8 @@ async def test_failing_observer_does_not_stop_others(caplog: pytest.LogCaptureFi
     with caplog.at_level(logging.ERROR, logger="mtaio.data"):
         await obs.notify(Change(ChangeType.ADD, 3))
     assert got == [3]
-    assert obs.stats() == {"observers": 3, "notifications": 1, "failures": 2}
+    assert obs.stats() == ObservableStats(observers=3, notifications=1, failures=2)
+    assert dataclasses.asdict(obs.stats()) == {"observers": 3, "notifications": 1, "failures": 2}
     assert "observer bug" in caplog.text
 
 

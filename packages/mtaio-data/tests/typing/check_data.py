@@ -9,6 +9,7 @@ from mtaio.data import (
     Change,
     ChangeType,
     MapStage,
+    ObservableStats,
     ObservableValue,
     Pipeline,
     Stage,
@@ -55,6 +56,7 @@ async def check_pipeline() -> None:
 async def check_observable() -> None:
     v = ObservableValue(1)
     assert_type(v.value, int)
+    assert_type(v.stats(), ObservableStats)
     async for change in v:
         assert_type(change, Change[int])
         assert change.type is ChangeType.UPDATE

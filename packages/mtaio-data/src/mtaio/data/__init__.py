@@ -11,6 +11,7 @@ from importlib.metadata import version as _version
 from ._observable import Change as Change
 from ._observable import ChangeType as ChangeType
 from ._observable import Observable as Observable
+from ._observable import ObservableStats as ObservableStats
 from ._observable import ObservableValue as ObservableValue
 from ._observable import Observer as Observer
 from ._observable import Subscription as Subscription
@@ -43,6 +44,7 @@ __all__ = (
     # observables
     "Observable",
     "ObservableValue",
+    "ObservableStats",
     "Subscription",
     "Observer",
     "Change",

@@ -65,6 +65,23 @@ Observer: TypeAlias = Callable[[Change[T]], Awaitable[None] | None]
 """A sync or async callable receiving a :class:`Change`."""
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class ObservableStats:
+    """A snapshot of an :class:`Observable`'s counters, from ``stats()``.
+
+    Attributes:
+        observers: Observers registered at the time of the snapshot.
+        notifications: Changes delivered (each counted once, however many observers got it;
+            a change notified with no observer registered is not counted).
+        failures: Observer calls that raised (logged; the other observers still ran).
+    """
+
+    observers: int
+    notifications: int
+    failures: int
+
+
 class Observable(Generic[T]):
     """Notifies observers (sync or async callables) of :class:`Change` objects.
 
@@ -132,13 +149,11 @@ class Observable(Generic[T]):
         """How many observers are registered."""
         return len(self._list())
 
-    def stats(self) -> dict[str, int]:
-        """Counts: ``observers``, ``notifications`` delivered, observer ``failures``."""
-        return {
-            "observers": len(self._list()),
-            "notifications": self._notified,
-            "failures": self._failures,
-        }
+    def stats(self) -> ObservableStats:
+        """Return a snapshot of the counters (see :class:`ObservableStats`)."""
+        return ObservableStats(
+            observers=len(self._list()), notifications=self._notified, failures=self._failures
+        )
 
     async def notify(self, change: Change[T]) -> None:
         """Deliver ``change`` to every observer (or hold it, inside :meth:`batch_operations`)."""
