@@ -1,29 +1,33 @@
 """Seed snippet 3 (LayeredCache: TTLCache in front of DistributedCache) on ports 5000/5001.
 
 The snippet hard-codes ``("localhost", 5000)`` and ``("localhost", 5001)``: it runs verbatim
-against two embedded CacheNodes and against two real redis-server processes.
+against two embedded CacheNodes and against two real redis-server processes, and keeps reading
+when one of the two nodes is stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
 import socket
-import subprocess
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 
 from mtaio.cache import CacheNode, DistributedCache, TTLCache
+from mtaio.cache.testing import RedisServer, find_redis_server
+from mtaio.exceptions import CacheConnectionError
 
 PORTS = (5000, 5001)
+StopNode = Callable[[int], Awaitable[None]]
 
 
 def _ports_free() -> bool:
     for port in PORTS:
         with socket.socket() as s:
+            # as servers do: a closed connection lingering in TIME_WAIT does not hold the port
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
@@ -32,57 +36,49 @@ def _ports_free() -> bool:
 
 
 @pytest.fixture
-async def cache_nodes() -> AsyncIterator[None]:
+async def cache_nodes() -> AsyncIterator[StopNode]:
+    """Two embedded CacheNodes on 5000/5001; yields a function that stops one."""
     if not _ports_free():
         pytest.skip("ports 5000/5001 are taken on this machine")
     nodes = [CacheNode(f"n{p}", ("127.0.0.1", p)) for p in PORTS]
     for node in nodes:
         await node.start()
+
+    async def stop(i: int) -> None:
+        await nodes[i].stop()
+
     try:
-        yield
+        yield stop
     finally:
         for node in nodes:
             await node.stop()
 
 
 @pytest.fixture
-def redis_servers() -> Iterator[None]:
-    binary = shutil.which("redis-server")
-    if binary is None:
+def redis_servers() -> Iterator[StopNode]:
+    """Two redis-server processes on 5000/5001; yields a function that kills one."""
+    if find_redis_server() is None:
         reason = "!!! redis-server is not installed: snippet 3 on real Redis is SKIPPED"
         if os.environ.get("MTAIO_REQUIRE_REDIS") == "1":
             pytest.fail(reason)
         pytest.skip(reason)
     if not _ports_free():
         pytest.skip("ports 5000/5001 are taken on this machine")
-    procs = [
-        subprocess.Popen(
-            [binary, "--port", str(p), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for p in PORTS
-    ]
+    servers = [RedisServer(port) for port in PORTS]
+
+    async def stop(i: int) -> None:
+        servers[i].kill()
+
     try:
-        for port in PORTS:
-            deadline = time.monotonic() + 5
-            while True:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
-                        s.sendall(b"PING\r\n")
-                        if s.recv(8).startswith(b"+PONG"):
-                            break
-                except OSError:
-                    assert time.monotonic() < deadline, f"redis-server on {port} did not start"
-                    time.sleep(0.02)
-        yield
+        for server in servers:
+            server.start()
+        yield stop
     finally:
-        for proc in procs:
-            proc.kill()
-            proc.wait()
+        for server in servers:
+            server.kill()
 
 
-async def _exercise(seed_snippet: Callable[..., dict[str, Any]]) -> None:
+async def _exercise(seed_snippet: Callable[..., dict[str, Any]], stop_node: StopNode) -> None:
     ns = seed_snippet(3)
     layered = ns["LayeredCache"]()
     try:
@@ -101,20 +97,36 @@ async def _exercise(seed_snippet: Callable[..., dict[str, Any]]) -> None:
             "localhost:5000",
             "localhost:5001",
         ]
+        await layered.distributed.set("user:3", "Linus")
+
+        # One node stopped: a fresh LayeredCache (empty local tier) still reads through the
+        # surviving replica and back-fills its local tier.
+        await stop_node(1)
+        survivor = ns["LayeredCache"]()
+        try:
+            assert await survivor.get("user:3") == "Linus"
+            assert await survivor.local.get("user:3") == "Linus"
+            assert await survivor.get("user:1") == {"name": "Ada"}
+        finally:
+            await survivor.distributed.close()
+            await survivor.local.close()
     finally:
-        await layered.distributed.clear()
+        # The servers are throwaway; with one stopped, clear() rightly reports the node it
+        # could not reach.
+        with contextlib.suppress(CacheConnectionError):
+            await layered.distributed.clear()
         await layered.distributed.close()
         await layered.local.close()
 
 
 async def test_snippet_3_on_embedded_cache_nodes(
-    cache_nodes: None, seed_snippet: Callable[..., dict[str, Any]]
+    cache_nodes: StopNode, seed_snippet: Callable[..., dict[str, Any]]
 ) -> None:
-    await _exercise(seed_snippet)
+    await _exercise(seed_snippet, cache_nodes)
 
 
 @pytest.mark.redis
 async def test_snippet_3_on_redis_servers(
-    redis_servers: None, seed_snippet: Callable[..., dict[str, Any]]
+    redis_servers: StopNode, seed_snippet: Callable[..., dict[str, Any]]
 ) -> None:
-    await _exercise(seed_snippet)
+    await _exercise(seed_snippet, redis_servers)

@@ -7,13 +7,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -21,16 +16,12 @@ import pytest
 import redis.asyncio as aioredis
 
 from mtaio.cache import CacheNode
+from mtaio.cache.testing import RedisServer
+from mtaio.cache.testing import free_port as find_free_port
 from mtaio.typing import ManualClock
 
 REDIS_SERVER = shutil.which("redis-server")
 HOST = "127.0.0.1"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def require_redis_server() -> str:
@@ -45,75 +36,12 @@ def require_redis_server() -> str:
     return REDIS_SERVER
 
 
-def _wait_answering(port: int, proc: subprocess.Popen[bytes] | None, deadline: float) -> None:
-    while True:
-        try:
-            with socket.create_connection((HOST, port), timeout=0.2) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return
-        except OSError:
-            pass
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server on port {port} exited with {proc.returncode}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"server on port {port} did not answer in time")
-        time.sleep(0.01)
-
-
-class RedisProcess:
-    """One redis-server process on a loopback port: start, kill, restart, pause, resume."""
-
-    def __init__(self, binary: str, port: int) -> None:
-        self.binary = binary
-        self.port = port
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return (HOST, self.port)
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                HOST,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait_answering(self.port, self.proc, time.monotonic() + 5.0)
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.proc.pid, signal.SIGCONT)
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
-    def pause(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGCONT)
-
-
 class Cluster:
     """Nodes of one backend, with the controls the fault tests need."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        self.redis: list[RedisProcess] = []
+        self.redis: list[RedisServer] = []
         self.nodes: list[CacheNode] = []
         self.clock = ManualClock(1000.0)
 
@@ -127,7 +55,7 @@ class Cluster:
         if self.kind == "redis":
             binary = require_redis_server()
             for _ in range(count):
-                proc = RedisProcess(binary, _free_port())
+                proc = RedisServer(binary=binary)
                 proc.start()
                 self.redis.append(proc)
         else:
@@ -194,12 +122,12 @@ async def raw_clients(cluster: Cluster) -> AsyncIterator[list[aioredis.Redis]]:
 
 
 @pytest.fixture
-def redis_process() -> Iterator[Callable[[], RedisProcess]]:
+def redis_process() -> Iterator[Callable[[], RedisServer]]:
     """Start extra redis-server processes; every one is killed at teardown."""
-    started: list[RedisProcess] = []
+    started: list[RedisServer] = []
 
-    def start() -> RedisProcess:
-        proc = RedisProcess(require_redis_server(), _free_port())
+    def start() -> RedisServer:
+        proc = RedisServer(binary=require_redis_server())
         proc.start()
         started.append(proc)
         return proc
@@ -214,7 +142,7 @@ def redis_process() -> Iterator[Callable[[], RedisProcess]]:
 @pytest.fixture
 def free_port() -> Callable[[], int]:
     """A function returning a free loopback port."""
-    return _free_port
+    return find_free_port
 
 
 @pytest.fixture
