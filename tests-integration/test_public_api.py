@@ -54,3 +54,15 @@ def test_every_public_class_and_function_is_exported(portion: str) -> None:
 @pytest.mark.parametrize("portion", PORTIONS)
 def test_portion_ships_py_typed(portion: str) -> None:
     assert importlib.resources.files(portion).joinpath("py.typed").is_file()
+
+
+@pytest.mark.parametrize("portion", PORTIONS)
+def test_exports_name_their_public_module(portion: str) -> None:
+    module = importlib.import_module(portion)
+    private = [
+        name
+        for name in module.__all__
+        if (inspect.isclass(obj := getattr(module, name)) or inspect.isfunction(obj))
+        and obj.__module__.startswith(portion + "._")
+    ]
+    assert not private, f"{portion} exports still naming a private module: {private}"

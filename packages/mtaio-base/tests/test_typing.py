@@ -204,3 +204,24 @@ def test_type_variables_and_aliases_are_exported() -> None:
     }
     assert all(value is not None for value in expected.values())
     assert mt.TimeValue == int | float
+
+
+def test_publish_module_renames_only_the_portions_own_exports() -> None:
+    import types
+
+    private = types.ModuleType("mtaio.example._impl")
+    exec("class Widget: ...\ndef make(): ...\nclass Hidden: ...", private.__dict__)
+    namespace = {
+        "__name__": "mtaio.example",
+        "__all__": ("Widget", "make", "Result", "VALUE"),
+        "Widget": private.Widget,
+        "make": private.make,
+        "Hidden": private.Hidden,
+        "Result": Result,  # defined elsewhere: left alone
+        "VALUE": 3,
+    }
+    mt.publish_module(namespace)
+    assert private.Widget.__module__ == "mtaio.example"
+    assert private.make.__module__ == "mtaio.example"
+    assert private.Hidden.__module__ == "mtaio.example._impl"  # not exported
+    assert Result.__module__ == "mtaio.typing"

@@ -9,6 +9,8 @@ Layout: ``_errors.py`` holds the classes, ``_format.py`` the formatting and wrap
 
 from importlib.metadata import version as _version
 
+from mtaio.typing import publish_module as _publish_module
+
 from ._errors import CacheConnectionError as CacheConnectionError
 from ._errors import CacheError as CacheError
 from ._errors import CacheKeyError as CacheKeyError
@@ -73,9 +75,5 @@ __all__ = (
     "require_positive_int",
 )
 
-# Reprs and tracebacks name the public path (mtaio.exceptions.X), not the private module.
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("mtaio.exceptions._"):
-        _obj.__module__ = __name__
-del _name, _obj
+# Reprs, tracebacks and pickles name the public path (mtaio.exceptions.X), not a private module.
+_publish_module(globals())

@@ -31,6 +31,7 @@ from ._aliases import V as V
 from ._helpers import ManualClock as ManualClock
 from ._helpers import call_maybe_async as call_maybe_async
 from ._helpers import is_async_callable as is_async_callable
+from ._helpers import publish_module as publish_module
 from ._protocols import AsyncCloseable as AsyncCloseable
 from ._protocols import AsyncFactory as AsyncFactory
 from ._protocols import CacheKey as CacheKey
@@ -88,11 +89,8 @@ __all__ = (
     "call_maybe_async",
     "is_async_callable",
     "ManualClock",
+    "publish_module",
 )
 
-# Reprs and tracebacks name the public path (mtaio.typing.X), not the private module.
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("mtaio.typing._"):
-        _obj.__module__ = __name__
-del _name, _obj
+# Reprs, tracebacks and pickles name the public path (mtaio.typing.X), not a private module.
+publish_module(globals())

@@ -6,6 +6,8 @@ the public API and lists it in ``__all__``.
 
 from importlib.metadata import version as _version
 
+from mtaio.typing import publish_module as _publish_module
+
 from ._cached import cached as cached
 from ._policies import EvictionPolicy as EvictionPolicy
 from ._policies import EvictionReason as EvictionReason
@@ -61,17 +63,5 @@ __all__ = (
     "RespProtocolError",
 )
 
-# Local cache: reprs and tracebacks name the public path (mtaio.cache.TTLCache), not _ttl.
-for _name in (
-    "TTLCache",
-    "TTLLRUCache",
-    "TTLLFUCache",
-    "TTLFIFOCache",
-    "EvictionPolicy",
-    "EvictionReason",
-    "CacheStats",
-    "CacheTransaction",
-    "cached",
-):
-    globals()[_name].__module__ = __name__
-del _name
+# Reprs, tracebacks and pickles name the public path (mtaio.cache.X), not a private module.
+_publish_module(globals())

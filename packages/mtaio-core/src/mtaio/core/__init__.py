@@ -8,6 +8,8 @@ and its handles and streams, ``_queues.py`` the queues, ``_latch.py`` :class:`La
 
 from importlib.metadata import version as _version
 
+from mtaio.typing import publish_module as _publish_module
+
 from ._errors import ExecutorClosedError as ExecutorClosedError
 from ._errors import QueueClosedError as QueueClosedError
 from ._errors import QueueEmptyError as QueueEmptyError
@@ -47,9 +49,5 @@ __all__ = (
     "QueueFullError",
 )
 
-# Reprs and tracebacks name the public path (mtaio.core.TaskExecutor), not the private module.
-for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, type):
-        _obj.__module__ = __name__
-del _name, _obj
+# Reprs, tracebacks and pickles name the public path (mtaio.core.X), not a private module.
+_publish_module(globals())

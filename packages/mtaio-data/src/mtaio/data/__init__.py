@@ -8,6 +8,8 @@ observables; ``_aio.py`` the async-iterator plumbing they share.
 
 from importlib.metadata import version as _version
 
+from mtaio.typing import publish_module as _publish_module
+
 from ._observable import Change as Change
 from ._observable import ChangeType as ChangeType
 from ._observable import Observable as Observable
@@ -51,9 +53,5 @@ __all__ = (
     "ChangeType",
 )
 
-# Reprs and tracebacks show the public path (mtaio.data.Pipeline), not the private module.
-for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, type):
-        _obj.__module__ = __name__
-del _name, _obj
+# Reprs, tracebacks and pickles name the public path (mtaio.data.X), not a private module.
+_publish_module(globals())

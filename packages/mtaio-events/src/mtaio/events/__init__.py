@@ -10,6 +10,8 @@ the public API and lists it in ``__all__``.
 
 from importlib.metadata import version as _version
 
+from mtaio.typing import publish_module as _publish_module
+
 from ._channel import Channel as Channel
 from ._channel import ChannelClosedError as ChannelClosedError
 from ._channel import ChannelStats as ChannelStats
@@ -42,18 +44,5 @@ __all__ = (
     "OverflowPolicy",
 )
 
-# Reprs and tracebacks name the public path (mtaio.events.EventEmitter), not the module.
-for _name in (
-    "Event",
-    "EventPriority",
-    "EventEmitter",
-    "EmitterStats",
-    "Channel",
-    "Subscriber",
-    "Message",
-    "ChannelClosedError",
-    "ChannelStats",
-    "SubscriberStats",
-):
-    globals()[_name].__module__ = __name__
-del _name
+# Reprs, tracebacks and pickles name the public path (mtaio.events.X), not a private module.
+_publish_module(globals())

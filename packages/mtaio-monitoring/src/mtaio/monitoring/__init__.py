@@ -15,6 +15,8 @@ the public API and lists it in ``__all__``.
 
 from importlib.metadata import version as _version
 
+from mtaio.typing import publish_module as _publish_module
+
 from ._alerts import Alert as Alert
 from ._alerts import Threshold as Threshold
 from ._errors import MissingDependencyError as MissingDependencyError
@@ -81,10 +83,5 @@ __all__ = (
     "MissingDependencyError",
 )
 
-# Reprs and tracebacks name the public path (mtaio.monitoring.ResourceMonitor), not the
-# private module a class happens to live in (anyio's fix_package_names).
-for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, type):
-        _obj.__module__ = __name__
-del _name, _obj
+# Reprs, tracebacks and pickles name the public path (mtaio.monitoring.X), not a private module.
+_publish_module(globals())

@@ -9,6 +9,8 @@ the resilience helpers.
 
 from importlib.metadata import version as _version
 
+from mtaio.typing import publish_module as _publish_module
+
 from ._breaker import CircuitBreaker as CircuitBreaker
 from ._breaker import CircuitBreakerStats as CircuitBreakerStats
 from ._breaker import CircuitState as CircuitState
@@ -62,10 +64,5 @@ __all__ = (
     "CircuitState",
 )
 
-# Reprs, tracebacks and pickles name the public path (mtaio.resources.RateLimiter), not the
-# private module the class happens to live in (anyio's fix_package_names).
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith(__name__ + "._"):
-        _obj.__module__ = __name__
-del _name, _obj
+# Reprs, tracebacks and pickles name the public path (mtaio.resources.X), not a private module.
+_publish_module(globals())
