@@ -685,3 +685,53 @@ async def test_monitor_runs_after_propagation_stopped(monitor_is_async: bool) ->
     assert seen == ["stopper", "monitor:False"]
     assert (await waiter).name == "e"
     assert emitter.stats().delivered == 3
+
+
+async def test_single_async_handler_path_behaves_like_the_general_one() -> None:
+    emitter = EventEmitter()
+    received: list[Event[Any]] = []
+
+    async def keep(event: Event[Any]) -> str:
+        received.append(event)
+        return "ignored"
+
+    emitter.on("one", keep)
+    await emitter.emit("one", 1)  # builds the plan
+    await emitter.emit("one", 2, {"k": "v"})  # takes the single-handler path
+    assert "one" in emitter._fast1
+    assert [(e.name, e.data, e.metadata) for e in received] == [
+        ("one", 1, {}),
+        ("one", 2, {"k": "v"}),
+    ]
+    seen: list[object] = list(received)  # what the handler got, checked at run time
+    assert all(isinstance(e, Event) for e in seen)
+    assert all(e.propagate for e in received)
+    assert received[1] == Event("one", 2, {"k": "v"})
+    assert repr(received[1]) == "Event('one', 2, metadata={'k': 'v'})"
+    stats = emitter.stats()
+    assert (stats.emitted, stats.delivered, stats.failures) == (2, 2, 0)
+
+
+async def test_single_async_handler_failure_follows_the_error_policy() -> None:
+    emitter = EventEmitter()
+
+    async def bad(event: Event[Any]) -> None:
+        raise ValueError(event.data)
+
+    emitter.on("e", bad)
+    for data in (1, 2):  # first through the general path, then the single-handler one
+        with pytest.raises(EventHandlerError) as info:
+            await emitter.emit("e", data)
+        assert [str(e) for e in info.value.errors] == [str(data)]
+    caught: list[Any] = []
+    emitter.on("error", lambda event: caught.append((event.data, event.metadata["event"].data)))
+    await emitter.emit("e", 3)
+    assert [(str(exc), data) for exc, data in caught] == [("3", 3)]
+    stats = emitter.stats()
+    assert (stats.emitted, stats.delivered, stats.failures) == (4, 4, 3)
+
+
+async def test_unhashable_name_is_a_clear_error_on_the_hot_path() -> None:
+    emitter = EventEmitter()
+    with pytest.raises(ConfigurationTypeError, match="name must be a non-empty str"):
+        await emitter.emit(["not", "a", "name"])  # type: ignore[arg-type]

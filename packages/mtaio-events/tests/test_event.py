@@ -90,3 +90,32 @@ def test_all_is_a_tuple_of_public_names() -> None:
     }
     assert public <= set(mtaio.events.__all__)
     assert mtaio.events.EventEmitter.__module__ == "mtaio.events"
+
+
+def test_events_made_by_the_emitter_pickle_as_plain_events() -> None:
+    import pickle
+
+    from mtaio.events._event import BareEvent
+
+    bare = BareEvent()
+    bare.name, bare.data, bare._metadata, bare.propagate = "a", [1], {"m": 2}, True
+    clone = pickle.loads(pickle.dumps(bare))
+    assert type(clone) is Event
+    assert clone == bare == Event("a", [1], {"m": 2})
+
+
+def test_events_without_metadata_pickle_and_keep_what_is_written_later() -> None:
+    import pickle
+
+    from mtaio.events._event import BareEvent
+
+    # The emitter leaves the metadata slot empty when none is given: every path that reads
+    # it (the property, equality, repr, copy, pickling) must treat that as an empty dict.
+    bare = BareEvent()
+    bare.name, bare.data, bare.propagate = "a", 1, True
+    assert pickle.loads(pickle.dumps(bare)) == Event("a", 1) == bare
+    plain = Event("b", 2)
+    clone = pickle.loads(pickle.dumps(plain))
+    assert clone == plain and clone.metadata == {}
+    plain.metadata["k"] = "v"  # made on first read, then kept
+    assert plain.metadata == {"k": "v"} == plain.copy().metadata
