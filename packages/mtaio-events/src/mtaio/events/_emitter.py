@@ -10,6 +10,10 @@ Speed notes (the hot path is :meth:`EventEmitter.emit` with no links and no batc
   handler can emit on its own emitter (re-entrancy) and independent emits interleave freely.
 * Plans are immutable tuples: a listener added or removed while an emit is running affects
   the next emit, never the one in progress.
+* A plan made only of plain async handlers also goes into a fast table: ``_fast1`` when it
+  is a single handler (the commonest case: no loop, one counter), ``_fast`` otherwise. Both
+  build a :class:`BareEvent` (no ``__init__`` call, metadata left unset until read); the
+  event each handler receives is the one cost a raw dict-of-lists emitter does not have.
 """
 
 from __future__ import annotations
