@@ -26,7 +26,7 @@ class Dist:
         return PACKAGES / self.name
 
 
-BASE = Dist("mtaio-base", ("mtaio.exceptions", "mtaio.typing"))
+BASE = Dist("mtaio-base", ("mtaio.exceptions", "mtaio.testing", "mtaio.typing"))
 DISTS: tuple[Dist, ...] = (
     BASE,
     Dist("mtaio-core", ("mtaio.core",), ("mtaio-base",)),

@@ -10,8 +10,13 @@ from mtaio.exceptions import (
     CircuitBreakerError,
     ConfigurationError,
     ConfigurationTypeError,
+    DependencyError,
     EventHandlerError,
     MTAIOError,
+    MTAIOErrorGroup,
+    RateLimitError,
+    ResourceLimitError,
+    ResourceTimeoutError,
     RetryError,
     StageError,
     TimeoutError,
@@ -24,14 +29,61 @@ ERROR_CLASSES = [
     for name in exc.__all__
     if isinstance(obj := getattr(exc, name), type) and issubclass(obj, BaseException)
 ]
+GROUP_CLASSES = [cls for cls in ERROR_CLASSES if issubclass(cls, BaseExceptionGroup)]
 
 
 @pytest.mark.parametrize("cls", ERROR_CLASSES, ids=lambda c: c.__name__)
 def test_every_error_is_an_mtaio_error(cls: type[BaseException]) -> None:
     assert issubclass(cls, MTAIOError)
-    error = cls("something happened")
-    assert str(error) == "something happened"
+    error: MTAIOError
+    if issubclass(cls, BaseExceptionGroup):
+        error = cls("something happened", [ValueError("a")])
+        assert str(error) == "something happened (1 sub-exception)"
+    else:
+        error = cls("something happened")
+        assert str(error) == "something happened"
     assert error.message == "something happened"
+
+
+@pytest.mark.parametrize("cls", GROUP_CLASSES, ids=lambda c: c.__name__)
+def test_several_failures_are_one_exception_group(cls: type[MTAIOErrorGroup]) -> None:
+    first, second = ValueError("a"), KeyError("b")
+    with pytest.raises(ExceptionGroup) as info:
+        raise cls("two failed", [first, second])
+    assert isinstance(info.value, MTAIOError)
+    assert info.value.exceptions == (first, second)
+
+
+def test_except_star_splits_keep_the_class_and_attributes() -> None:
+    caught: list[EventHandlerError] = []
+    try:
+        raise EventHandlerError("2 failed", [ValueError("a"), KeyError("b")], "user.created")
+    except* ValueError as group:
+        assert isinstance(group, EventHandlerError)
+        caught.append(group)
+    except* KeyError as group:
+        assert isinstance(group, EventHandlerError)
+        caught.append(group)
+    assert [len(g.errors) for g in caught] == [1, 1]
+    assert {g.event_name for g in caught} == {"user.created"}
+    assert [type(g.errors[0]) for g in caught] == [ValueError, KeyError]
+
+
+def test_a_limit_wait_that_runs_out_of_time_is_a_timeout_and_a_limit_error() -> None:
+    with pytest.raises(builtins.TimeoutError):
+        raise ResourceTimeoutError("waited 1 s for a token", timeout=1.0)
+    assert issubclass(ResourceTimeoutError, ResourceLimitError)
+    assert issubclass(ResourceTimeoutError, TimeoutError)
+    assert ResourceTimeoutError("x", timeout=1.0).timeout == 1.0
+
+
+def test_the_predecessor_names_still_import() -> None:
+    assert RateLimitError is ResourceLimitError
+
+
+def test_a_missing_dependency_is_an_import_error() -> None:
+    with pytest.raises(ImportError, match="pip install"):
+        raise DependencyError("needs redis-py: pip install 'mtaio-cache[redis]'")
 
 
 @pytest.mark.parametrize(
@@ -91,6 +143,7 @@ def test_structured_errors_keep_their_attributes() -> None:
         CircuitBreakerError("open", failures=5, reset_timeout=30.0),
         TimeoutError("late", timeout=2.0),
         EventHandlerError("h", [ValueError("a")], "e"),
+        MTAIOErrorGroup("g", [ValueError("a"), KeyError("b")]),
         CacheKeyError("k"),
         MTAIOError("m", 1),
     ],
@@ -100,7 +153,7 @@ def test_errors_survive_pickling(error: MTAIOError) -> None:
     # Errors cross process boundaries (process pools, logging handlers): nothing may be lost.
     clone = pickle.loads(pickle.dumps(error))
     assert type(clone) is type(error)
-    assert clone.args == error.args
+    assert repr(clone.args) == repr(error.args)
     assert clone.message == error.message
     assert {k: repr(v) for k, v in vars(clone).items()} == {
         k: repr(v) for k, v in vars(error).items()

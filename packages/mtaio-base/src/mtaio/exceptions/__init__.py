@@ -9,8 +9,6 @@ Layout: ``_errors.py`` holds the classes, ``_format.py`` the formatting and wrap
 
 from importlib.metadata import version as _version
 
-from mtaio.typing import publish_module as _publish_module
-
 from ._errors import CacheConnectionError as CacheConnectionError
 from ._errors import CacheError as CacheError
 from ._errors import CacheKeyError as CacheKeyError
@@ -18,22 +16,27 @@ from ._errors import CircuitBreakerError as CircuitBreakerError
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import ConfigurationTypeError as ConfigurationTypeError
 from ._errors import DataError as DataError
+from ._errors import DependencyError as DependencyError
 from ._errors import EventEmitError as EventEmitError
 from ._errors import EventError as EventError
 from ._errors import EventHandlerError as EventHandlerError
 from ._errors import ExecutionError as ExecutionError
 from ._errors import MonitoringError as MonitoringError
 from ._errors import MTAIOError as MTAIOError
+from ._errors import MTAIOErrorGroup as MTAIOErrorGroup
 from ._errors import PipelineError as PipelineError
+from ._errors import RateLimitError as RateLimitError
 from ._errors import ResourceError as ResourceError
 from ._errors import ResourceLimitError as ResourceLimitError
 from ._errors import ResourceLockError as ResourceLockError
+from ._errors import ResourceTimeoutError as ResourceTimeoutError
 from ._errors import RetryError as RetryError
 from ._errors import StageError as StageError
 from ._errors import StreamError as StreamError
 from ._errors import TimeoutError as TimeoutError
 from ._format import format_exception as format_exception
 from ._format import wrap_exception as wrap_exception
+from ._publish import publish_module as _publish_module
 from ._validate import require_callable as require_callable
 from ._validate import require_choice as require_choice
 from ._validate import require_non_negative as require_non_negative
@@ -45,14 +48,18 @@ __version__: str = _version("mtaio-base")
 
 __all__ = (
     "MTAIOError",
+    "MTAIOErrorGroup",
     "ConfigurationError",
     "ConfigurationTypeError",
+    "DependencyError",
     "ExecutionError",
     "TimeoutError",
     "RetryError",
     "CircuitBreakerError",
     "ResourceError",
     "ResourceLimitError",
+    "ResourceTimeoutError",
+    "RateLimitError",
     "ResourceLockError",
     "CacheError",
     "CacheKeyError",

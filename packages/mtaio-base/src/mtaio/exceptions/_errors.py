@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 
 class MTAIOError(Exception):
@@ -37,12 +37,68 @@ def _rebuild(cls: type[MTAIOError], args: tuple[Any, ...], state: dict[str, Any]
     return error
 
 
+class MTAIOErrorGroup(MTAIOError, ExceptionGroup[Exception]):
+    """Several failures at once: an :class:`ExceptionGroup` that is also an :class:`MTAIOError`.
+
+    Every mtaio API that reports more than one failure from one call (handlers of one
+    emission, tasks of one gather, items of one pipeline run) raises a subclass of this, so
+    ``except* ValueError:`` picks out the failures a caller cares about and
+    ``except MTAIOError:`` still catches the whole report. Splitting the group (``except*``,
+    :meth:`split`, :meth:`subgroup`) keeps the subclass and its attributes.
+
+    Args:
+        message: What failed; :attr:`message` as for every ``ExceptionGroup``.
+        exceptions: The failures, in the order they happened (at least one).
+
+    .. versionadded:: 0.2
+    """
+
+    def __new__(cls, message: str, exceptions: Sequence[Exception], /) -> Self:
+        return super().__new__(cls, message, exceptions)
+
+    def __init__(self, message: str, exceptions: Sequence[Exception], /) -> None:
+        # BaseExceptionGroup holds the message (read-only) and the exceptions: nothing to set.
+        ExceptionGroup.__init__(self, message, exceptions)
+
+    def derive(self, excs: Sequence[Exception], /) -> Self:  # type: ignore[override]
+        """Return a group of the same class and attributes holding ``excs`` (for ``except*``)."""
+        group = type(self).__new__(type(self), self.message, excs)
+        ExceptionGroup.__init__(group, self.message, excs)
+        group.__dict__.update(self.__dict__)
+        return group
+
+    def __str__(self) -> str:
+        return ExceptionGroup.__str__(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_group, (type(self), self.message, list(self.exceptions), self.__dict__))
+
+
+def _rebuild_group(
+    cls: type[MTAIOErrorGroup], message: str, excs: list[Exception], state: dict[str, Any]
+) -> MTAIOErrorGroup:
+    group = cls.__new__(cls, message, excs)
+    ExceptionGroup.__init__(group, message, excs)
+    group.__dict__.update(state)
+    return group
+
+
 class ConfigurationError(MTAIOError, ValueError):
     """An argument or setting is out of its accepted range (also a :class:`ValueError`)."""
 
 
 class ConfigurationTypeError(ConfigurationError, TypeError):
     """An argument has the wrong type (also a :class:`TypeError` and a ``ValueError``)."""
+
+
+class DependencyError(MTAIOError, ImportError):
+    """An optional dependency is not installed; the message names the extra that brings it.
+
+    Also an :class:`ImportError`. Raised when the part that needs it is constructed, never at
+    import: every package imports without its extras.
+
+    .. versionadded:: 0.2
+    """
 
 
 class ExecutionError(MTAIOError):
@@ -119,6 +175,21 @@ class ResourceLimitError(ResourceError):
     """A limit (rate, concurrency, capacity) refused or timed out a request."""
 
 
+class ResourceTimeoutError(ResourceLimitError, TimeoutError):
+    """A wait for a limited resource (rate, concurrency, capacity) ran out of time.
+
+    Both a :class:`ResourceLimitError` and a :class:`TimeoutError` (and so the builtin
+    ``TimeoutError``): ``except TimeoutError:`` catches every wait that ran out of time in
+    mtaio, ``except ResourceLimitError:`` every refusal of a limit.
+
+    .. versionadded:: 0.2
+    """
+
+
+#: The name the predecessor (mtaio 0.1.0) used for a refused or timed-out limit.
+RateLimitError = ResourceLimitError
+
+
 class ResourceLockError(ResourceError):
     """A lock or permit was misused, e.g. released more often than acquired."""
 
@@ -147,27 +218,37 @@ class EventEmitError(EventError):
     """An event could not be emitted."""
 
 
-class EventHandlerError(EventError):
-    """One or more event handlers raised.
+class EventHandlerError(EventError, MTAIOErrorGroup):
+    """One or more event handlers raised: an exception group of their errors.
 
     Args:
         message: What failed.
-        errors: Every exception raised by the handlers of the emission, in handler order.
+        errors: Every exception raised by the handlers of the emission, in handler order
+            (at least one).
         event_name: The name of the event being delivered.
+
+    .. versionchanged:: 0.2
+        An :class:`ExceptionGroup` (``except*`` works); :attr:`errors` is
+        :attr:`exceptions`.
     """
 
-    errors: tuple[BaseException, ...]
     event_name: str | None
 
+    def __new__(
+        cls, message: str, errors: Sequence[Exception], event_name: str | None = None
+    ) -> Self:
+        return super().__new__(cls, message, errors)
+
     def __init__(
-        self,
-        message: str = "",
-        errors: Sequence[BaseException] = (),
-        event_name: str | None = None,
+        self, message: str, errors: Sequence[Exception], event_name: str | None = None
     ) -> None:
-        super().__init__(message)
-        self.errors = tuple(errors)
+        super().__init__(message, errors)
         self.event_name = event_name
+
+    @property
+    def errors(self) -> tuple[Exception, ...]:
+        """The handlers' exceptions, in handler order (the same as :attr:`exceptions`)."""
+        return self.exceptions
 
 
 class DataError(MTAIOError):

@@ -2,7 +2,8 @@
 
 Layout: ``_aliases.py`` holds type variables and aliases, ``_protocols.py`` the
 runtime-checkable protocols, ``_result.py`` :class:`Result` and :class:`Config`,
-``_helpers.py`` the runtime helpers (calling sync-or-async callables, clocks).
+``_helpers.py`` the runtime helpers (calling sync-or-async callables, clocks), ``_redis.py``
+the door to Redis/Valkey every package's ``[redis]`` extra goes through.
 """
 
 from ._aliases import JSON as JSON
@@ -42,6 +43,9 @@ from ._protocols import EventHandler as EventHandler
 from ._protocols import Factory as Factory
 from ._protocols import Resource as Resource
 from ._protocols import ResourceManager as ResourceManager
+from ._redis import REDIS_SCHEMES as REDIS_SCHEMES
+from ._redis import connect_redis as connect_redis
+from ._redis import redis_key as redis_key
 from ._result import Config as Config
 from ._result import Result as Result
 
@@ -90,6 +94,9 @@ __all__ = (
     "is_async_callable",
     "ManualClock",
     "publish_module",
+    "connect_redis",
+    "redis_key",
+    "REDIS_SCHEMES",
 )
 
 # Reprs, tracebacks and pickles name the public path (mtaio.typing.X), not a private module.

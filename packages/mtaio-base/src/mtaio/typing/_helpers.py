@@ -7,6 +7,9 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, overload
 
+from mtaio.exceptions import require_non_negative
+from mtaio.exceptions._publish import publish_module as publish_module
+
 _T = TypeVar("_T")
 
 
@@ -85,8 +88,6 @@ class ManualClock:
         Raises:
             ConfigurationError: If ``seconds`` is negative: a monotonic clock never goes back.
         """
-        from mtaio.exceptions import require_non_negative
-
         self._now += require_non_negative("seconds", seconds)
         return self._now
 
@@ -94,24 +95,3 @@ class ManualClock:
 
     def __repr__(self) -> str:
         return f"ManualClock({self._now!r})"
-
-
-def publish_module(namespace: dict[str, Any]) -> None:
-    """Make a portion's exports name their public module instead of the private one.
-
-    Call it at the end of a portion's ``__init__.py`` as ``publish_module(globals())``: every
-    class and function listed in ``__all__`` that was defined in one of the portion's private
-    submodules (``mtaio.events._emitter``) gets ``__module__`` set to the portion
-    (``mtaio.events``), so reprs, tracebacks, documentation and pickles show the import path
-    users write. Objects from elsewhere (re-exported stdlib or typing objects) are left alone.
-
-    Args:
-        namespace: The portion's ``globals()``, holding ``__name__`` and ``__all__``.
-    """
-    name = namespace["__name__"]
-    private = name + "._"
-    for public in namespace.get("__all__", ()):
-        obj = namespace[public]
-        defines = isinstance(obj, type) or inspect.isfunction(obj)
-        if defines and obj.__module__.startswith(private):
-            obj.__module__ = name

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, Generic, TypeVar, final
 
+from mtaio.exceptions import ConfigurationTypeError
+
 _T = TypeVar("_T")
 
 
@@ -99,8 +101,6 @@ class Config(Mapping[str, Any]):
         keys: list[object] = list(merged)  # checked at run time: a dict may hold any key
         for key in keys:
             if not isinstance(key, str):
-                from mtaio.exceptions import ConfigurationTypeError
-
                 raise ConfigurationTypeError(f"Config keys must be str, got {key!r}")
         object.__setattr__(self, "_data", merged)
 

@@ -675,7 +675,7 @@ class EventEmitter:
             if block is not None and block._owner is asyncio.current_task():
                 block._pending.append((name, data, metadata))
                 return
-        errors: list[BaseException] = []
+        errors: list[Exception] = []
         await self._dispatch(Event(name, data, metadata), {self}, errors, results, False)
         if errors:
             raise _handler_error(name, errors)
@@ -684,7 +684,7 @@ class EventEmitter:
         self,
         event: Event[Any],
         seen: set[EventEmitter],
-        errors: list[BaseException],
+        errors: list[Exception],
         results: list[Any] | None,
         skip_batch: bool,
     ) -> None:
@@ -746,7 +746,7 @@ class EventEmitter:
 
     async def _settle(
         self, event: Event[Any], failures: list[tuple[Callable[..., Any], Exception]]
-    ) -> list[BaseException]:
+    ) -> list[Exception]:
         """Apply the error policy; return the failures that the emit must raise."""
         self._failures += len(failures)
         policy = self._error_policy
@@ -760,7 +760,7 @@ class EventEmitter:
         # error handler. The "error" event is delivered on this emitter only (not through
         # links), to every listener it matches, patterns included.
         if policy == "auto" and event.name != "error" and self._registry.get("error"):
-            errors: list[BaseException] = []
+            errors: list[Exception] = []
             plan = self._plan_for("error")
             for handler, exc in failures:
                 self._emitted += 1
@@ -859,7 +859,7 @@ class EventEmitter:
         return _BatchBlock(self)
 
     async def _flush(self, pending: list[_Pending]) -> None:
-        errors: list[BaseException] = []
+        errors: list[Exception] = []
         events: list[Event[Any]] = []
         for name, data, metadata in pending:
             event: Event[Any] = Event(name, data, metadata)
@@ -894,7 +894,7 @@ class EventEmitter:
         )
 
 
-def _handler_error(name: str, errors: Sequence[BaseException]) -> EventHandlerError:
+def _handler_error(name: str, errors: Sequence[Exception]) -> EventHandlerError:
     count = len(errors)
     first = errors[0]
     err = EventHandlerError(

@@ -4,11 +4,15 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from mtaio.cache import DistributedCache
-from mtaio.cache.testing import RedisServer, find_redis_server, free_port
 from mtaio.exceptions import CacheConnectionError, ConfigurationError
-
-from .conftest import require_redis_server
+from mtaio.testing import (
+    REQUIRE_REDIS_ENV,
+    RedisServer,
+    find_redis_server,
+    free_port,
+    require_redis_server,
+)
+from mtaio.typing import connect_redis
 
 
 def test_free_port_is_bindable() -> None:
@@ -58,12 +62,29 @@ async def test_start_pause_resume_kill_and_password() -> None:
             assert await client.ping()
         finally:
             await client.aclose()
-        cache: DistributedCache[str] = DistributedCache(
-            [f"redis://:s3cret@127.0.0.1:{server.port}/0"], replication_factor=1
-        )
-        async with cache:
-            await cache.set("k", "v")
-            assert await cache.get("k") == "v"
+        assert server.url == f"redis://:s3cret@127.0.0.1:{server.port}/0"
+        by_url = connect_redis(server.url, extra="mtaio-base")
+        try:
+            assert await by_url.set("k", "v")
+            assert await by_url.get("k") == b"v"
+        finally:
+            await by_url.aclose()
     assert not server.running
     assert repr(server).endswith("stopped)")
     server.kill()  # idempotent
+
+
+def test_require_redis_server_skips_loudly_or_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv(REQUIRE_REDIS_ENV, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="SKIPPED"):
+        require_redis_server()
+    monkeypatch.setenv(REQUIRE_REDIS_ENV, "1")
+    with pytest.raises(pytest.fail.Exception, match=r"REQUIRED \(MTAIO_REQUIRE_REDIS=1\)"):
+        require_redis_server()
+
+
+def test_url_without_password() -> None:
+    server = RedisServer(port=6390, binary="/bin/false")
+    assert server.url == "redis://127.0.0.1:6390/0"
+    assert server.address == ("127.0.0.1", 6390)
