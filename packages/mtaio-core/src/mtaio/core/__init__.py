@@ -14,6 +14,7 @@ from ._errors import ExecutorClosedError as ExecutorClosedError
 from ._errors import QueueClosedError as QueueClosedError
 from ._errors import QueueEmptyError as QueueEmptyError
 from ._errors import QueueFullError as QueueFullError
+from ._errors import TaskErrorGroup as TaskErrorGroup
 from ._executor import DEFAULT_MAP_LIMIT as DEFAULT_MAP_LIMIT
 from ._executor import ExecutorStats as ExecutorStats
 from ._executor import ResultStream as ResultStream
@@ -47,6 +48,7 @@ __all__ = (
     "QueueClosedError",
     "QueueEmptyError",
     "QueueFullError",
+    "TaskErrorGroup",
 )
 
 # Reprs, tracebacks and pickles name the public path (mtaio.core.X), not a private module.

@@ -11,7 +11,7 @@ How work runs, and why:
 * ``submit`` queues work in a priority heap served by up to ``limit`` worker tasks owned by
   the executor; each submission gets a :class:`TaskHandle` (a future, not a task).
 * Every start, whatever its entry point, takes one *slot* of the executor-wide cap (``limit``)
-  and one *start time* of the rate (``rate``). Slot waiters are served by priority, FIFO among
+  and one *token* of the rate (``rate``, ``burst``). Slot waiters are served by priority, FIFO among
   equals; the fast path (a free slot and nobody waiting) is a counter increment.
 """
 
@@ -43,14 +43,17 @@ from types import CoroutineType, TracebackType
 from typing import Any, Generic, Literal, TypeVar, final, overload
 
 from mtaio.exceptions import (
+    ConfigurationError,
     ConfigurationTypeError,
+    ExecutionError,
     require_callable,
     require_positive,
     require_positive_int,
 )
 from mtaio.exceptions import TimeoutError as MTAIOTimeoutError
 
-from ._errors import ExecutorClosedError, QueueClosedError
+from ._checks import check_priority
+from ._errors import ExecutorClosedError, QueueClosedError, TaskErrorGroup
 from ._queues import AsyncQueue
 
 T = TypeVar("T")
@@ -101,7 +104,7 @@ class TaskHandle(Generic[T]):
 
     __slots__ = ("_aw", "_listeners", "_priority", "_result", "_state", "_worker")
 
-    def __init__(self, aw: Awaitable[T], priority: Any) -> None:
+    def __init__(self, aw: Awaitable[T], priority: float) -> None:
         self._aw = aw
         self._priority = priority
         self._state = _PENDING
@@ -112,7 +115,7 @@ class TaskHandle(Generic[T]):
         self._worker: asyncio.Task[None] | None = None  # set while the work runs
 
     @property
-    def priority(self) -> Any:
+    def priority(self) -> float:
         """The priority given to :meth:`TaskExecutor.submit` (lower starts first)."""
         return self._priority
 
@@ -451,9 +454,17 @@ class _Batch:
         if self.killed:
             raise ExecutorClosedError(f"the executor was closed while {what} was running")
         if self.errors:
-            errors = [e for _, e in sorted(self.errors, key=lambda pair: pair[0])]
+            errors: list[Exception] = []
+            for index, error in sorted(self.errors, key=lambda pair: pair[0]):
+                if not isinstance(error, Exception):  # work that cancelled itself
+                    wrapped = ExecutionError(f"{what} task {index} cancelled itself")
+                    wrapped.__cause__ = error
+                    error = wrapped
+                errors.append(error)
             self.errors = []
-            raise BaseExceptionGroup(f"{len(errors)} of the {what} tasks failed", errors)
+            raise TaskErrorGroup(
+                f"{len(errors)} of the {len(self.results)} {what} tasks failed", errors
+            )
         return self.results
 
 
@@ -561,13 +572,18 @@ class TaskExecutor:
             not given (the default of ``ThreadPoolExecutor`` when ``None``).
         limit: The most work running at once across everything given to this executor,
             and the default ``limit`` of :meth:`gather` and :meth:`map`; ``None``: no cap.
-        rate: The most work started per second (starts are spaced by ``1 / rate``);
-            ``None``: no rate cap.
+        rate: Starts per second, as a token bucket: each start takes a token, the bucket
+            refills ``rate`` tokens a second and holds at most ``burst``; ``None``: no rate
+            cap. This is the toolkit's one definition of a rate, the same as
+            ``mtaio.resources.RateLimiter(rate, burst)``.
+        burst: The bucket's capacity: how many starts may happen at once after a quiet
+            spell. By default ``max(1, rate / 10)``, as for ``RateLimiter``; ``burst=1``
+            spaces every start by ``1 / rate``. Needs ``rate``.
 
     Raises:
         ConfigurationError: If ``limit`` or ``max_workers`` is not a positive integer, or
-            ``rate`` is not a positive number; if both ``thread_pool`` and ``max_workers``
-            are given.
+            ``rate`` is not a positive number, ``burst`` is less than 1 or given without
+            ``rate``; if both ``thread_pool`` and ``max_workers`` are given.
 
     Example:
         >>> async def double(x: int) -> int:
@@ -581,6 +597,7 @@ class TaskExecutor:
 
     __slots__ = (
         "_active",
+        "_burst",
         "_cancelled",
         "_capacity",
         "_closed",
@@ -590,7 +607,6 @@ class TaskExecutor:
         "_interval",
         "_limit",
         "_max_workers",
-        "_next_start",
         "_own_pool",
         "_pending",
         "_queue",
@@ -601,8 +617,10 @@ class TaskExecutor:
         "_stale_slots",
         "_submit_workers",
         "_tasks",
+        "_tat",
         "_thread_pool",
         "_threads",
+        "_window",
     )
 
     def __init__(
@@ -612,6 +630,7 @@ class TaskExecutor:
         max_workers: int | None = None,
         limit: int | None = None,
         rate: float | None = None,
+        burst: float | None = None,
     ) -> None:
         if thread_pool is not None and not isinstance(thread_pool, Executor):
             raise ConfigurationTypeError(
@@ -630,16 +649,29 @@ class TaskExecutor:
         self._limit = _check_limit("limit", limit)
         self._capacity: float = _INF if limit is None else limit
         self._active = 0  # slots taken (running work, or work pacing for its start time)
-        self._slot_waiters: list[tuple[Any, int, asyncio.Future[bool]]] = []
+        self._slot_waiters: list[tuple[float, int, asyncio.Future[bool]]] = []
         self._stale_slots = 0
         self._seq = itertools.count().__next__
         if rate is not None:
             require_positive("rate", rate)
+        if burst is not None:
+            if require_positive("burst", burst) < 1:
+                raise ConfigurationError(
+                    f"burst must be at least 1 (a start takes one token), got {burst!r}"
+                )
+            if rate is None:
+                raise ConfigurationError("burst sizes the rate's bucket: give rate= as well")
+        elif rate is not None:
+            burst = max(1.0, rate / 10)  # the default of mtaio.resources.RateLimiter
         self._rate = rate
+        self._burst = burst
         self._interval = 0.0 if rate is None or rate == _INF else 1.0 / rate
-        self._next_start = -_INF
+        # The bucket as GCRA: _tat is the time the bucket would be full again (its
+        # theoretical arrival time); a start may happen once _tat - now <= burst / rate.
+        self._window = 0.0 if burst is None else burst * self._interval
+        self._tat = -_INF
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._queue: list[tuple[Any, int, TaskHandle[Any]]] = []  # submitted, priority != 0
+        self._queue: list[tuple[float, int, TaskHandle[Any]]] = []  # submitted, priority != 0
         self._fifo: deque[TaskHandle[Any]] = deque()  # submitted with priority 0
         self._submit_workers = 0
         self._closed = False
@@ -680,8 +712,13 @@ class TaskExecutor:
 
     @property
     def rate(self) -> float | None:
-        """The most starts per second (``None``: no cap)."""
+        """Starts per second, the bucket's refill rate (``None``: no cap)."""
         return self._rate
+
+    @property
+    def burst(self) -> float | None:
+        """The rate bucket's capacity, the most starts at once (``None`` without a rate)."""
+        return self._burst
 
     @property
     def closed(self) -> bool:
@@ -705,7 +742,8 @@ class TaskExecutor:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
-        return f"<TaskExecutor {state} limit={self._limit} rate={self._rate} {self.stats()}>"
+        rate = "" if self._rate is None else f" rate={self._rate}/s burst={self._burst}"
+        return f"<TaskExecutor {state} limit={self._limit}{rate} {self.stats()}>"
 
     # -- the slot gate (the executor-wide cap) and the rate --------------------------------
 
@@ -724,7 +762,7 @@ class TaskExecutor:
         if self._slot_waiters:
             self._grant_slots()
 
-    async def _wait_slot(self, priority: Any) -> None:
+    async def _wait_slot(self, priority: float) -> None:
         if self._closed:
             raise ExecutorClosedError("the executor is closed")
         waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -747,21 +785,22 @@ class TaskExecutor:
             raise ExecutorClosedError("the executor was closed while the work waited to start")
 
     async def _pace_or_leave(self) -> None:
-        """Wait for this start's turn under ``rate``; give the slot back if cancelled."""
+        """Take a token of the rate, waiting for it; give the slot back if cancelled."""
         now = asyncio.get_running_loop().time()
-        start = self._next_start if self._next_start > now else now
-        self._next_start = start + self._interval
+        tat = (self._tat if self._tat > now else now) + self._interval
+        self._tat = tat
+        start = tat - self._window
         if start <= now:
             return
         try:
             await asyncio.sleep(start - now)
         except BaseException:
-            if self._next_start == start + self._interval:
-                self._next_start = start  # the last reservation: give the start time back
+            if self._tat == tat:
+                self._tat = tat - self._interval  # the last reservation: give the token back
             self._leave()
             raise
 
-    async def _enter(self, priority: Any = 0) -> None:
+    async def _enter(self, priority: float = 0) -> None:
         if self._closed:
             raise ExecutorClosedError("the executor is closed")
         if self._active < self._capacity and not self._slot_waiters:
@@ -944,15 +983,15 @@ class TaskExecutor:
         The error mode is one of three. By default it fails fast: on the first error the
         other work is cancelled and awaited, work not started is closed, and the error is
         raised. ``return_exceptions=True`` puts each error in its result's place.
-        ``collect_errors=True`` runs everything and then raises an :class:`ExceptionGroup`
-        of every failure, in input order.
+        ``collect_errors=True`` runs everything and then raises a :class:`TaskErrorGroup`
+        (an ``ExceptionGroup``: ``except*`` works) of every failure, in input order.
 
         Args:
             *aws: Awaitables (coroutines, futures, tasks).
             limit: The most awaited at once for this call (also bound by the executor's
                 ``limit``); by default the executor's ``limit``, or all of them.
             return_exceptions: Return errors in place instead of raising.
-            collect_errors: Run everything, then raise an ``ExceptionGroup`` of the errors.
+            collect_errors: Run everything, then raise a :class:`TaskErrorGroup` of the errors.
 
         Returns:
             The results, in the order of ``aws``.
@@ -978,6 +1017,26 @@ class TaskExecutor:
         await batch.wait()
         return batch.raise_or_results("gather")
 
+    @overload
+    async def map(
+        self,
+        func: Callable[..., Awaitable[R]],
+        *iterables: Iterable[Any] | AsyncIterable[Any],
+        limit: int | None = None,
+        return_exceptions: Literal[False] = False,
+        collect_errors: bool = False,
+    ) -> list[R]: ...
+
+    @overload
+    async def map(
+        self,
+        func: Callable[..., Awaitable[R]],
+        *iterables: Iterable[Any] | AsyncIterable[Any],
+        limit: int | None = None,
+        return_exceptions: bool,
+        collect_errors: bool = False,
+    ) -> list[R | BaseException]: ...
+
     async def map(
         self,
         func: Callable[..., Awaitable[R]],
@@ -985,7 +1044,7 @@ class TaskExecutor:
         limit: int | None = None,
         return_exceptions: bool = False,
         collect_errors: bool = False,
-    ) -> list[Any]:
+    ) -> list[R] | list[R | BaseException]:
         """Call ``func`` on each item (zipped across ``iterables``), ``limit`` at once.
 
         The inputs are consumed lazily, one item per start, so at most ``limit`` items are
@@ -998,7 +1057,7 @@ class TaskExecutor:
             limit: The most calls running at once; by default the executor's ``limit``,
                 else the input length when known, else ``DEFAULT_MAP_LIMIT`` (100).
             return_exceptions: Return errors in place instead of raising.
-            collect_errors: Run everything, then raise an ``ExceptionGroup`` of the errors.
+            collect_errors: Run everything, then raise a :class:`TaskErrorGroup` of the errors.
 
         Returns:
             ``[await func(*args) for args in zip(*iterables)]``, computed concurrently.
@@ -1113,7 +1172,7 @@ class TaskExecutor:
 
     # -- submit ----------------------------------------------------------------------------
 
-    def submit(self, awaitable: Awaitable[T], *, priority: Any = 0) -> TaskHandle[T]:
+    def submit(self, awaitable: Awaitable[T], *, priority: float = 0) -> TaskHandle[T]:
         """Queue work to start as soon as the cap allows; pending work starts by priority.
 
         Needs a running event loop. Work starts in order of ``priority`` (lower first, as in
@@ -1121,19 +1180,26 @@ class TaskExecutor:
 
         Args:
             awaitable: The work.
-            priority: Lower starts first; usually a number. Any value works that compares
-                with the other priorities and with ``0`` (the priority of work given to
-                ``run``/``gather``/``map`` when they wait for a slot beside it).
+            priority: A number (int or float, not NaN); lower starts first. Work given to
+                ``run``/``gather``/``map`` waits for a slot beside it at priority ``0``.
 
         Returns:
             A :class:`TaskHandle` to await the result or cancel the work.
 
         Raises:
-            ConfigurationTypeError: If ``awaitable`` is not awaitable.
+            ConfigurationTypeError: If ``awaitable`` is not awaitable, or ``priority`` is not
+                an int or a float (a bool, a string and ``None`` are refused).
+            ConfigurationError: If ``priority`` is NaN.
             ExecutorClosedError: If the executor is closed.
         """
         if type(awaitable) is not CoroutineType and not inspect.isawaitable(awaitable):
             raise ConfigurationTypeError(f"awaitable must be an awaitable, got {awaitable!r}")
+        if type(priority) is not int:
+            try:
+                check_priority("priority", priority)
+            except ConfigurationError:
+                _discard(awaitable)
+                raise
         if self._closed:
             _discard(awaitable)
             raise ExecutorClosedError("the executor is closed")
@@ -1152,7 +1218,7 @@ class TaskExecutor:
     def _queued(self) -> int:
         return len(self._fifo) + len(self._queue)
 
-    def _next_priority(self) -> Any:
+    def _next_priority(self) -> float:
         if self._queue and (not self._fifo or self._queue[0][0] < 0):
             return self._queue[0][0]
         return 0
