@@ -247,7 +247,7 @@ async def test_dead_letter_policy_sync_and_async() -> None:
 @pytest.mark.looptime
 async def test_retry_with_backoff_then_succeeds() -> None:
     loop = asyncio.get_running_loop()
-    stage = Flaky(2, on_error=Retry(attempts=3, backoff=1.0, factor=2.0))
+    stage = Flaky(2, on_error=Retry(attempts=3, delay=1.0, factor=2.0, jitter=0))
     p = Pipeline[int, int]().add_stage(stage)
     start = loop.time()
     assert await p.process(7) == 7
@@ -258,7 +258,7 @@ async def test_retry_with_backoff_then_succeeds() -> None:
 
 @pytest.mark.looptime
 async def test_retry_exhausted_raises_with_last_cause() -> None:
-    p = Pipeline[int, int]().add_stage(Flaky(5), on_error=Retry(attempts=3, backoff=0.5))
+    p = Pipeline[int, int]().add_stage(Flaky(5), on_error=Retry(attempts=3, delay=0.5))
     with pytest.raises(StageError) as info:
         await p.process(1)
     assert isinstance(info.value.__cause__, ConnectionError)

@@ -3,13 +3,15 @@
 Layout: the implementation lives in private modules (``_*.py``); this module re-exports
 the public API and lists it in ``__all__``. ``_pipeline.py`` holds :class:`Pipeline`, the
 stages and the error policies; ``_stream.py`` :class:`Stream`; ``_observable.py`` the
-observables; ``_aio.py`` the async-iterator plumbing they share.
+observables; ``_errors.py`` the errors of this portion; ``_aio.py`` the async-iterator
+plumbing they share.
 """
 
 from importlib.metadata import version as _version
 
 from mtaio.typing import publish_module as _publish_module
 
+from ._errors import PipelineErrorGroup as PipelineErrorGroup
 from ._observable import Change as Change
 from ._observable import ChangeType as ChangeType
 from ._observable import Observable as Observable
@@ -41,6 +43,7 @@ __all__ = (
     "OnError",
     "Retry",
     "DeadLetter",
+    "PipelineErrorGroup",
     # streams
     "Stream",
     # observables

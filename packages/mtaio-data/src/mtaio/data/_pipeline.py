@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import random
 import reprlib
 import time
 from abc import ABC, abstractmethod
@@ -25,7 +27,18 @@ from collections.abc import (
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from types import CoroutineType, TracebackType
-from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar, cast, final, overload
+from typing import (
+    Any,
+    Final,
+    Generic,
+    Literal,
+    NoReturn,
+    TypeAlias,
+    TypeVar,
+    cast,
+    final,
+    overload,
+)
 
 from mtaio.exceptions import (
     ConfigurationError,
@@ -40,7 +53,8 @@ from mtaio.exceptions import (
 )
 from mtaio.typing import call_maybe_async, is_async_callable
 
-from ._aio import aclose, buffered, ordered_map
+from ._aio import Failures, aclose, buffered, ordered_map
+from ._errors import PipelineErrorGroup
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -77,36 +91,91 @@ class DeadLetter:
 @final
 @dataclass(frozen=True, slots=True)
 class Retry:
-    """Error policy: call the stage again, waiting ``backoff * factor**n`` seconds between tries.
+    """Error policy: call the stage again, with exponential back-off and jitter.
+
+    The names, defaults and meaning are the toolkit's one retry vocabulary, the same as
+    ``mtaio.resources``: the wait before retry ``n`` (``n = 0`` for the first retry) is
+    ``delay * factor**n``, plus the jitter, capped at ``max_delay``. ``jitter`` is either a
+    number of seconds, added uniformly at random in ``[0, jitter]``, or ``"full"``: the
+    whole wait is drawn uniformly in ``[0, computed wait]`` (AWS's "full jitter").
+    ``jitter=0`` makes the waits exact (tests).
 
     Args:
         attempts: Total tries, the first included.
-        backoff: The first wait, in seconds (loop time).
-        factor: Multiplier of the wait after each failed retry.
-        max_backoff: Ceiling of the wait.
-        retry_on: Only these exception types are retried; others go straight to ``then``.
+        delay: The first wait, in seconds (loop time).
+        factor: Growth of the wait after each failed retry.
+        max_delay: Ceiling of every wait, jitter included.
+        jitter: Additive jitter in seconds, or ``"full"``.
+        retry_on: Only these exception types are retried (a type or a tuple of types);
+            others go straight to ``then``.
         then: What to do once the tries are used up: ``"raise"``, ``"skip"`` or a
             :class:`DeadLetter`.
 
     Raises:
-        ConfigurationError: For a non-positive ``attempts`` or a negative wait.
+        ConfigurationError: For a non-positive ``attempts`` or ``factor``, a negative or
+            NaN wait, or a bad ``then``.
+        ConfigurationTypeError: If an argument has the wrong type (``retry_on`` not
+            exception types).
+
+    .. versionchanged:: 0.2
+        ``backoff`` is now ``delay`` and ``max_backoff`` is ``max_delay``; ``jitter`` added.
 
     .. versionadded:: 0.1
     """
 
     attempts: int = 3
-    backoff: float = 0.1
+    delay: float = 0.1
     factor: float = 2.0
-    max_backoff: float = 30.0
-    retry_on: tuple[type[Exception], ...] = (Exception,)
+    max_delay: float = 30.0
+    jitter: float | Literal["full"] = 0.1
+    retry_on: type[Exception] | tuple[type[Exception], ...] = (Exception,)
     then: Literal["raise", "skip"] | DeadLetter = "raise"
 
     def __post_init__(self) -> None:
         require_positive_int("attempts", self.attempts)
-        require_non_negative("backoff", self.backoff)
+        require_non_negative("delay", self.delay)
         require_positive("factor", self.factor)
-        require_non_negative("max_backoff", self.max_backoff)
+        require_non_negative("max_delay", self.max_delay)
+        jitter: object = self.jitter
+        if jitter != "full":
+            if isinstance(jitter, str):
+                raise ConfigurationError(
+                    f'jitter must be a non-negative number or "full", got {jitter!r}'
+                )
+            require_non_negative("jitter", cast("float", jitter))
+        retry_on: object = self.retry_on
+        if isinstance(retry_on, type):
+            retry_on = (retry_on,)
+            object.__setattr__(self, "retry_on", retry_on)
+        if not isinstance(retry_on, tuple) or not all(
+            isinstance(t, type) and issubclass(t, BaseException) for t in retry_on
+        ):
+            raise ConfigurationTypeError(
+                f"retry_on must be an exception type or a tuple of them, got {retry_on!r}"
+            )
         _check_policy(self.then, "then", allow_retry=False)
+
+    def wait(self, retry: int) -> float:
+        """The wait before retry ``retry`` (0 for the first retry), jitter drawn afresh.
+
+        Args:
+            retry: The number of retries already made.
+
+        Returns:
+            Seconds to wait, at most ``max_delay``.
+        """
+        if not self.delay:
+            wait = 0.0
+        else:
+            try:
+                wait = self.delay * self.factor**retry
+            except OverflowError:  # a float power past 1.8e308: the cap applies anyway
+                wait = math.inf
+        if self.jitter == "full":
+            wait = random.uniform(0.0, min(wait, self.max_delay))
+        elif self.jitter:
+            wait += random.uniform(0.0, self.jitter)
+        return min(wait, self.max_delay)
 
 
 OnError: TypeAlias = Literal["raise", "skip"] | Retry | DeadLetter
@@ -506,6 +575,44 @@ class _null:  # an async stand-in for contextlib.nullcontext
         return None
 
 
+def _grouped(error: Exception) -> PipelineErrorGroup:
+    """The one report of a pipeline call's failures, from a StageError or several of them.
+
+    The group holds the original exceptions (so ``except* ValueError`` works), each with a
+    note naming the stage and the item; it describes the first failure as a StageError.
+    """
+    if isinstance(error, PipelineErrorGroup):
+        return error
+    stage_errors = error.errors if isinstance(error, Failures) else [error]
+    originals: list[Exception] = []
+    for each in stage_errors:
+        cause = each.__cause__ if isinstance(each, StageError) else None
+        if not isinstance(cause, Exception):
+            originals.append(each)  # not a stage failure (a DeadLetter callback raised)
+            continue
+        stage_name = each.stage if isinstance(each, StageError) else None
+        item = each.item if isinstance(each, StageError) else None
+        cause.add_note(f"mtaio.data: in stage {stage_name!r}, item {_repr.repr(item)}")
+        originals.append(cause)
+    first = stage_errors[0]
+    message = str(first)
+    if len(originals) > 1:
+        message = f"{len(originals)} items failed in the pipeline; the first: {message}"
+    return PipelineErrorGroup(
+        message,
+        originals,
+        first.stage if isinstance(first, StageError) else None,
+        first.item if isinstance(first, StageError) else None,
+    )
+
+
+def _raise_grouped(error: Exception) -> NoReturn:
+    group = _grouped(error)
+    if group is error:
+        raise group
+    raise group from group.exceptions[0]
+
+
 def _stage_error(stage: Stage[Any, Any], item: object, exc: Exception) -> StageError:
     error = StageError(
         f"stage {stage.name!r} failed on item {_repr.repr(item)}: {type(exc).__name__}: {exc}",
@@ -559,12 +666,10 @@ class _Slot:
     async def failed(self, item: Any, exc: Exception) -> Any:
         policy = self.policy
         if isinstance(policy, Retry):
-            delay = policy.backoff
-            for _ in range(policy.attempts - 1):
+            for retry in range(policy.attempts - 1):
                 if not isinstance(exc, policy.retry_on):
                     break
-                await asyncio.sleep(delay)
-                delay = min(delay * policy.factor, policy.max_backoff)
+                await asyncio.sleep(policy.wait(retry))
                 self.counters.retried += 1
                 try:
                     return await _settle(self.call(item))
@@ -591,9 +696,12 @@ class Pipeline(Generic[In, Out]):
     ``cleanup()`` after the last exit; it may be entered by several tasks at once, and
     cleanup runs on error and on cancellation too. ``process`` also works outside it.
 
-    Errors: under the default ``"raise"`` policy a failing stage raises
-    :class:`~mtaio.exceptions.StageError` (a ``PipelineError``) whose ``stage`` and ``item``
-    name the stage and the item and whose ``__cause__`` is the original exception.
+    Errors: under the default ``"raise"`` policy a failing stage makes the call raise a
+    :class:`PipelineErrorGroup`: an exception group of every item that failed (one for
+    ``process``; with concurrent stages, every one that had failed when the pipeline
+    stopped), each original exception noted with its stage and item, so ``except*`` works.
+    The group is also a :class:`~mtaio.exceptions.StageError` whose ``stage``, ``item``
+    and ``__cause__`` describe the first failure.
 
     Args:
         buffer_size: 0 (default) runs items through the stages one at a time in the
@@ -713,7 +821,7 @@ class Pipeline(Generic[In, Out]):
     async def _cleanup(self, stages: list[Stage[Any, Any]], raise_errors: bool) -> None:
         # Every stage gets its cleanup, in reverse order, even if an earlier one fails or
         # the task is cancelled meanwhile; the cancellation is re-raised afterwards.
-        errors: list[Exception] = []
+        errors: list[tuple[str, Exception]] = []
         cancelled: asyncio.CancelledError | None = None
         for stage in reversed(stages):
             try:
@@ -722,11 +830,19 @@ class Pipeline(Generic[In, Out]):
                 cancelled = exc
             except Exception as exc:
                 logger.exception("cleanup of stage %r failed", stage.name)
-                errors.append(exc)
+                errors.append((stage.name, exc))
         if cancelled is not None:
             raise cancelled
         if errors and raise_errors:
-            raise PipelineError(f"cleanup of {len(errors)} stage(s) failed") from errors[0]
+            names = ", ".join(repr(name) for name, _ in errors)
+            for name, failure in errors:
+                failure.add_note(f"mtaio.data: in the cleanup of stage {name!r}")
+            group = PipelineErrorGroup(
+                f"cleanup of {len(errors)} stage(s) failed: {names}",
+                [failure for _, failure in errors],
+                errors[0][0],
+            )
+            raise group from errors[0][1]
 
     # -- processing ------------------------------------------------------------------
 
@@ -737,12 +853,16 @@ class Pipeline(Generic[In, Out]):
             The final output, or ``None`` when a stage passed nothing on.
 
         Raises:
-            StageError: When a stage fails under the ``"raise"`` policy.
+            PipelineErrorGroup: When a stage fails under the ``"raise"`` policy (also a
+                ``StageError``).
             PipelineError: When fan-out stages produced several outputs for this item (use
                 :meth:`process_all`).
         """
         out: list[Any] = []
-        await self._run(0, item, out)
+        try:
+            await self._run(0, item, out)
+        except StageError as error:
+            _raise_grouped(error)
         if not out:
             return None
         if len(out) > 1:
@@ -755,7 +875,10 @@ class Pipeline(Generic[In, Out]):
     async def process_all(self, item: In) -> list[Out]:
         """Run one item through every stage and return all its outputs (fan-out stages)."""
         out: list[Any] = []
-        await self._run(0, item, out)
+        try:
+            await self._run(0, item, out)
+        except StageError as error:
+            _raise_grouped(error)
         return out
 
     async def flush(self) -> list[Out]:
@@ -765,29 +888,35 @@ class Pipeline(Generic[In, Out]):
         after feeding items one by one with :meth:`process`.
         """
         out: list[Any] = []
-        await self._flush_from(0, out)
+        try:
+            await self._flush_from(0, out)
+        except StageError as error:
+            _raise_grouped(error)
         return out
 
     async def process_many(self, items: Iterable[In] | AsyncIterable[In]) -> list[Out]:
         """Run every item through the pipeline and return all outputs (``None`` results dropped)."""
-        if self._buffer_size or any(slot.concurrency > 1 for slot in self._slots):
-            async with aclosing(self.stream(items)) as results:
-                return [x async for x in results]
-        _check_items(items)
-        out: list[Any] = []
-        run = self._run
-        if hasattr(items, "__aiter__"):
-            it = cast("AsyncIterable[In]", items).__aiter__()
-            try:
-                async for item in it:
+        try:
+            if self._buffer_size or any(slot.concurrency > 1 for slot in self._slots):
+                async with aclosing(self.stream(items)) as results:
+                    return [x async for x in results]
+            _check_items(items)
+            out: list[Any] = []
+            run = self._run
+            if hasattr(items, "__aiter__"):
+                it = cast("AsyncIterable[In]", items).__aiter__()
+                try:
+                    async for item in it:
+                        await run(0, item, out)
+                finally:
+                    await aclose(it)
+            else:
+                for item in items:
                     await run(0, item, out)
-            finally:
-                await aclose(it)
-        else:
-            for item in items:
-                await run(0, item, out)
-        await self._flush_from(0, out)
-        return out
+            await self._flush_from(0, out)
+            return out
+        except (StageError, Failures) as error:
+            _raise_grouped(error)
 
     async def stream(self, items: Iterable[In] | AsyncIterable[In]) -> AsyncGenerator[Out, None]:
         """Yield outputs as they come; stages are flushed when ``items`` ends.
@@ -799,37 +928,40 @@ class Pipeline(Generic[In, Out]):
             ConfigurationTypeError: If ``items`` is not iterable.
         """
         _check_items(items)
-        if self._buffer_size or any(slot.concurrency > 1 for slot in self._slots):
-            gen = self._concurrent(items)
-            try:
-                async for each in gen:
-                    yield each
-            finally:
-                await gen.aclose()
-            return
-        out: list[Any] = []
-        push = self._run
-        if hasattr(items, "__aiter__"):
-            it = cast("AsyncIterable[In]", items).__aiter__()
-            try:
-                async for item in it:
+        try:
+            if self._buffer_size or any(slot.concurrency > 1 for slot in self._slots):
+                gen = self._concurrent(items)
+                try:
+                    async for each in gen:
+                        yield each
+                finally:
+                    await gen.aclose()
+                return
+            out: list[Any] = []
+            push = self._run
+            if hasattr(items, "__aiter__"):
+                it = cast("AsyncIterable[In]", items).__aiter__()
+                try:
+                    async for item in it:
+                        await push(0, item, out)
+                        if out:
+                            for each in out:
+                                yield each
+                            out.clear()
+                finally:
+                    await aclose(it)
+            else:
+                for item in items:
                     await push(0, item, out)
                     if out:
                         for each in out:
                             yield each
                         out.clear()
-            finally:
-                await aclose(it)
-        else:
-            for item in items:
-                await push(0, item, out)
-                if out:
-                    for each in out:
-                        yield each
-                    out.clear()
-        await self._flush_from(0, out)
-        for each in out:
-            yield each
+            await self._flush_from(0, out)
+            for each in out:
+                yield each
+        except (StageError, Failures) as error:
+            _raise_grouped(error)
 
     async def _run(self, index: int, item: Any, out: list[Any]) -> None:
         # The sequential engine's hot loop, the body of _Slot.apply inlined: per stage one
@@ -916,7 +1048,9 @@ async def _source(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[An
 async def _run_slot(slot: _Slot, up: AsyncIterator[Any], buffer_size: int) -> AsyncIterator[Any]:
     """One stage as an async generator over its upstream (the concurrent engine)."""
     if slot.concurrency > 1:
-        up = ordered_map(up, slot.apply, slot.concurrency, slot.concurrency + buffer_size)
+        up = ordered_map(
+            up, slot.apply, slot.concurrency, slot.concurrency + buffer_size, collect=True
+        )
         try:
             async for result in up:
                 if result is _DROP:
