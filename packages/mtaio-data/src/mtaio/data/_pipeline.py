@@ -1,4 +1,4 @@
-"""Pipeline and Stage: typed processing stages with error policies and backpressure.
+"""Pipeline: stages chained, with error policies, backpressure and two engines.
 
 Two engines run a pipeline. Without buffers and concurrency (the default) every item goes
 depth-first through the stages in the caller's task: no task, no queue, one await per stage.
@@ -11,50 +11,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import random
 import reprlib
 import time
-from abc import ABC, abstractmethod
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
-    Awaitable,
-    Callable,
     Iterable,
 )
 from contextlib import aclosing
-from dataclasses import dataclass, field
 from types import CoroutineType, TracebackType
 from typing import (
     Any,
     Final,
     Generic,
-    Literal,
     NoReturn,
-    TypeAlias,
     TypeVar,
     cast,
     final,
-    overload,
 )
 
 from mtaio.exceptions import (
-    ConfigurationError,
     ConfigurationTypeError,
     PipelineError,
     StageError,
-    require_callable,
-    require_non_negative,
     require_non_negative_int,
-    require_positive,
     require_positive_int,
 )
-from mtaio.typing import call_maybe_async, is_async_callable
+from mtaio.typing import call_maybe_async
 
 from ._aio import Failures, aclose, buffered, ordered_map
 from ._errors import PipelineErrorGroup
+from ._policies import DeadLetter, OnError, Retry, _check_policy
+from ._stages import Stage, StageStats
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -66,458 +55,6 @@ logger = logging.getLogger("mtaio.data")
 _repr = reprlib.Repr()
 _repr.maxstring = 60
 _repr.maxother = 60
-
-
-# -- error policies --------------------------------------------------------------------
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """Error policy: hand a failed item to ``callback(item, error)`` and go on without it.
-
-    Args:
-        callback: A sync or async callable receiving the item and the exception.
-
-    .. versionadded:: 0.1
-    """
-
-    callback: Callable[[Any, Exception], Any]
-
-    def __post_init__(self) -> None:
-        require_callable("callback", self.callback)
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Retry:
-    """Error policy: call the stage again, with exponential back-off and jitter.
-
-    The names, defaults and meaning are the toolkit's one retry vocabulary, the same as
-    ``mtaio.resources``: the wait before retry ``n`` (``n = 0`` for the first retry) is
-    ``delay * factor**n``, plus the jitter, capped at ``max_delay``. ``jitter`` is either a
-    number of seconds, added uniformly at random in ``[0, jitter]``, or ``"full"``: the
-    whole wait is drawn uniformly in ``[0, computed wait]`` (AWS's "full jitter").
-    ``jitter=0`` makes the waits exact (tests).
-
-    Args:
-        attempts: Total tries, the first included.
-        delay: The first wait, in seconds (loop time).
-        factor: Growth of the wait after each failed retry.
-        max_delay: Ceiling of every wait, jitter included.
-        jitter: Additive jitter in seconds, or ``"full"``.
-        retry_on: Only these exception types are retried (a type or a tuple of types);
-            others go straight to ``then``.
-        then: What to do once the tries are used up: ``"raise"``, ``"skip"`` or a
-            :class:`DeadLetter`.
-
-    Raises:
-        ConfigurationError: For a non-positive ``attempts`` or ``factor``, a negative or
-            NaN wait, or a bad ``then``.
-        ConfigurationTypeError: If an argument has the wrong type (``retry_on`` not
-            exception types).
-
-    .. versionchanged:: 0.2
-        ``backoff`` is now ``delay`` and ``max_backoff`` is ``max_delay``; ``jitter`` added.
-
-    .. versionadded:: 0.1
-    """
-
-    attempts: int = 3
-    delay: float = 0.1
-    factor: float = 2.0
-    max_delay: float = 30.0
-    jitter: float | Literal["full"] = 0.1
-    retry_on: type[Exception] | tuple[type[Exception], ...] = (Exception,)
-    then: Literal["raise", "skip"] | DeadLetter = "raise"
-
-    def __post_init__(self) -> None:
-        require_positive_int("attempts", self.attempts)
-        require_non_negative("delay", self.delay)
-        require_positive("factor", self.factor)
-        require_non_negative("max_delay", self.max_delay)
-        jitter: object = self.jitter
-        if jitter != "full":
-            if isinstance(jitter, str):
-                raise ConfigurationError(
-                    f'jitter must be a non-negative number or "full", got {jitter!r}'
-                )
-            require_non_negative("jitter", cast("float", jitter))
-        retry_on: object = self.retry_on
-        if isinstance(retry_on, type):
-            retry_on = (retry_on,)
-            object.__setattr__(self, "retry_on", retry_on)
-        if not isinstance(retry_on, tuple) or not all(
-            isinstance(t, type) and issubclass(t, BaseException) for t in retry_on
-        ):
-            raise ConfigurationTypeError(
-                f"retry_on must be an exception type or a tuple of them, got {retry_on!r}"
-            )
-        _check_policy(self.then, "then", allow_retry=False)
-
-    def wait(self, retry: int) -> float:
-        """The wait before retry ``retry`` (0 for the first retry), jitter drawn afresh.
-
-        Args:
-            retry: The number of retries already made.
-
-        Returns:
-            Seconds to wait, at most ``max_delay``.
-        """
-        if not self.delay:
-            wait = 0.0
-        else:
-            try:
-                wait = self.delay * self.factor**retry
-            except OverflowError:  # a float power past 1.8e308: the cap applies anyway
-                wait = math.inf
-        if self.jitter == "full":
-            wait = random.uniform(0.0, min(wait, self.max_delay))
-        elif self.jitter:
-            wait += random.uniform(0.0, self.jitter)
-        return min(wait, self.max_delay)
-
-
-OnError: TypeAlias = Literal["raise", "skip"] | Retry | DeadLetter
-"""An error policy: ``"raise"`` (default), ``"skip"``, :class:`Retry`, :class:`DeadLetter`."""
-
-
-def _check_policy(policy: object, name: str, *, allow_retry: bool = True) -> None:
-    kinds: tuple[type, ...] = (Retry, DeadLetter) if allow_retry else (DeadLetter,)
-    if policy in ("raise", "skip") or isinstance(policy, kinds):
-        return
-    accepted = (
-        '"raise", "skip", Retry(...) or DeadLetter(...)'
-        if allow_retry
-        else ('"raise", "skip" or DeadLetter(...)')
-    )
-    raise ConfigurationError(f"{name} must be {accepted}, got {policy!r}")
-
-
-# -- stats -----------------------------------------------------------------------------
-
-
-@final
-@dataclass(slots=True)
-class _Counters:
-    items_in: int = 0
-    items_out: int = 0
-    failed: int = 0
-    retried: int = 0
-    skipped: int = 0
-    dead_lettered: int = 0
-    seconds: float = 0.0
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class StageStats:
-    """A snapshot of one stage's counters.
-
-    Attributes:
-        name: The stage's name.
-        items_in: Items given to the stage (retries not counted twice).
-        items_out: Items the stage passed on.
-        failed: Items on which the stage finally failed (raised, skipped or dead-lettered).
-        retried: Retries made.
-        skipped: Failed items skipped by the ``"skip"`` policy.
-        dead_lettered: Failed items handed to a :class:`DeadLetter` callback.
-        seconds: Time spent inside the stage, in seconds.
-
-    .. versionadded:: 0.1
-    """
-
-    name: str
-    items_in: int = 0
-    items_out: int = 0
-    failed: int = 0
-    retried: int = 0
-    skipped: int = 0
-    dead_lettered: int = 0
-    seconds: float = field(default=0.0)
-
-
-# -- stages ----------------------------------------------------------------------------
-
-
-class Stage(ABC, Generic[In, Out]):
-    """One step of a :class:`Pipeline`: subclass it and write ``async def process(item)``.
-
-    ``process`` returns the output, ``None`` when nothing is passed on for this item (a
-    filter, or a batcher still filling up), or an async iterator (an async generator
-    method works) to pass on several outputs for one input.
-
-    A subclass need not call ``super().__init__()``: the name, error policy, concurrency
-    and counters then take their class-level defaults.
-
-    Args:
-        name: The name used in errors and stats; defaults to the class name.
-        on_error: The error policy (see :data:`OnError`); ``"raise"`` by default.
-        concurrency: How many items ``stream``/``process_many`` may give this stage at once
-            (output order is kept). Only for stages without per-item state.
-
-    Raises:
-        ConfigurationError: For a bad ``on_error`` or ``concurrency``.
-
-    .. versionadded:: 0.1
-    """
-
-    _name: str | None = None
-    _counters: _Counters | None = None
-    on_error: OnError = "raise"
-    concurrency: int = 1
-
-    def __init__(
-        self, *, name: str | None = None, on_error: OnError = "raise", concurrency: int = 1
-    ) -> None:
-        if name is not None and not isinstance(name, str):
-            raise ConfigurationTypeError(f"name must be a string, got {name!r}")
-        _check_policy(on_error, "on_error")
-        self._name = name
-        self.on_error = on_error
-        self.concurrency = require_positive_int("concurrency", concurrency)
-
-    @property
-    def name(self) -> str:
-        """The stage's name (the class name unless one was given)."""
-        return self._name or type(self).__name__
-
-    @name.setter
-    def name(self, value: str) -> None:
-        self._name = value
-
-    def _stats(self) -> _Counters:
-        counters = self._counters
-        if counters is None:
-            counters = self._counters = _Counters()
-        return counters
-
-    def stats(self) -> StageStats:
-        """A snapshot of this stage's counters."""
-        c = self._stats()
-        return StageStats(
-            self.name,
-            c.items_in,
-            c.items_out,
-            c.failed,
-            c.retried,
-            c.skipped,
-            c.dead_lettered,
-            c.seconds,
-        )
-
-    @abstractmethod
-    def process(self, item: In) -> Awaitable[Out | AsyncIterator[Out] | None] | AsyncIterator[Out]:
-        """Process one item.
-
-        Args:
-            item: The input.
-
-        Returns:
-            The output, ``None`` to pass nothing on, or an async iterator of outputs.
-        """
-
-    async def flush(self) -> Out | AsyncIterator[Out] | None:
-        """Called when the input ends: return what is still held back (``None`` by default)."""
-        return None
-
-    async def setup(self) -> None:
-        """Prepare the stage; run when the pipeline's context is first entered."""
-
-    async def cleanup(self) -> None:
-        """Release what ``setup`` took; run after the pipeline's context is last exited."""
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name!r}>"
-
-
-def _callable_name(fn: object) -> str:
-    return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn))
-
-
-@final
-class MapStage(Stage[In, Out]):
-    """A stage applying ``fn`` (sync or async) to every item.
-
-    Args:
-        fn: The function of one item.
-        name: Defaults to ``map(<fn name>)``.
-        on_error: The error policy.
-        concurrency: Items processed at once in ``stream``/``process_many``.
-
-    Raises:
-        ConfigurationTypeError: If ``fn`` is not callable.
-
-    .. versionadded:: 0.1
-    """
-
-    __slots__ = ("_fn", "_is_async")
-
-    @overload
-    def __init__(
-        self: MapStage[In, Out],
-        fn: Callable[[In], Awaitable[Out]],
-        *,
-        name: str | None = None,
-        on_error: OnError = "raise",
-        concurrency: int = 1,
-    ) -> None: ...
-    @overload
-    def __init__(
-        self: MapStage[In, Out],
-        fn: Callable[[In], Out],
-        *,
-        name: str | None = None,
-        on_error: OnError = "raise",
-        concurrency: int = 1,
-    ) -> None: ...
-    def __init__(
-        self,
-        fn: Callable[[In], Any],
-        *,
-        name: str | None = None,
-        on_error: OnError = "raise",
-        concurrency: int = 1,
-    ) -> None:
-        require_callable("fn", fn)
-        super().__init__(
-            name=name or f"map({_callable_name(fn)})", on_error=on_error, concurrency=concurrency
-        )
-        self._fn = fn
-        self._is_async = is_async_callable(fn)
-
-    async def process(self, item: In) -> Out:
-        """Return ``fn(item)``, awaited if ``fn`` is async."""
-        if self._is_async:
-            return await cast("Callable[[In], Awaitable[Out]]", self._fn)(item)
-        return cast("Callable[[In], Out]", self._fn)(item)
-
-
-@final
-class FilterStage(Stage[T, T]):
-    """A stage passing on the items for which ``predicate`` (sync or async) is true.
-
-    Args:
-        predicate: The test of one item.
-        name: Defaults to ``filter(<predicate name>)``.
-        on_error: The error policy.
-        concurrency: Items tested at once in ``stream``/``process_many``.
-
-    Raises:
-        ConfigurationTypeError: If ``predicate`` is not callable.
-
-    .. versionadded:: 0.1
-    """
-
-    __slots__ = ("_fn", "_is_async")
-
-    def __init__(
-        self,
-        predicate: Callable[[T], Any],
-        *,
-        name: str | None = None,
-        on_error: OnError = "raise",
-        concurrency: int = 1,
-    ) -> None:
-        require_callable("predicate", predicate)
-        super().__init__(
-            name=name or f"filter({_callable_name(predicate)})",
-            on_error=on_error,
-            concurrency=concurrency,
-        )
-        self._fn = predicate
-        self._is_async = is_async_callable(predicate)
-
-    async def process(self, item: T) -> T | None:
-        """Return ``item`` if the predicate holds, else ``None``."""
-        ok = self._fn(item)
-        if self._is_async:
-            ok = await ok
-        return item if ok else None
-
-
-class BatchStage(Stage[T, Out]):
-    """A stage gathering items into lists of ``batch_size`` and passing on ``process_batch(batch)``.
-
-    The last partial batch is processed when the input ends (:meth:`flush`). Override
-    :meth:`process_batch` or pass ``process_batch=``; by default the batch itself is passed on.
-
-    Args:
-        batch_size: Items per batch.
-        process_batch: A sync or async function of the batch (a list).
-        name: Defaults to the class name.
-        on_error: The error policy (a retried batch is processed again as a whole).
-
-    Raises:
-        ConfigurationError: If ``batch_size`` is not a positive integer.
-        ConfigurationTypeError: If ``process_batch`` is not callable.
-
-    .. versionadded:: 0.1
-    """
-
-    @overload
-    def __init__(
-        self: BatchStage[T, list[T]],
-        batch_size: int,
-        process_batch: None = None,
-        *,
-        name: str | None = None,
-        on_error: OnError = "raise",
-    ) -> None: ...
-    @overload
-    def __init__(
-        self: BatchStage[T, Out],
-        batch_size: int,
-        process_batch: Callable[[list[T]], Awaitable[Out]],
-        *,
-        name: str | None = None,
-        on_error: OnError = "raise",
-    ) -> None: ...
-    @overload
-    def __init__(
-        self: BatchStage[T, Out],
-        batch_size: int,
-        process_batch: Callable[[list[T]], Out],
-        *,
-        name: str | None = None,
-        on_error: OnError = "raise",
-    ) -> None: ...
-    def __init__(
-        self,
-        batch_size: int,
-        process_batch: Callable[[list[T]], Any] | None = None,
-        *,
-        name: str | None = None,
-        on_error: OnError = "raise",
-    ) -> None:
-        super().__init__(name=name, on_error=on_error)
-        self.batch_size = require_positive_int("batch_size", batch_size)
-        if process_batch is not None:
-            require_callable("process_batch", process_batch)
-        self._fn = process_batch
-        self._batch: list[T] = []
-
-    async def process_batch(self, batch: list[T]) -> Out:
-        """Turn one batch into the output passed on; returns the batch by default."""
-        if self._fn is None:
-            return cast("Out", batch)
-        return cast("Out", await call_maybe_async(self._fn, batch))
-
-    async def process(self, item: T) -> Out | None:
-        """Add ``item``; when the batch is full, return ``process_batch(batch)``."""
-        batch = self._batch
-        batch.append(item)
-        if len(batch) < self.batch_size:
-            return None
-        self._batch = []
-        return await self.process_batch(batch)
-
-    async def flush(self) -> Out | None:
-        """Process and return the partial batch, if any."""
-        if not self._batch:
-            return None
-        batch, self._batch = self._batch, []
-        return await self.process_batch(batch)
 
 
 # -- pipeline --------------------------------------------------------------------------
