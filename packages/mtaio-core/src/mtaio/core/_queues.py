@@ -21,8 +21,8 @@ from typing import Generic, TypeVar, final
 
 from mtaio.exceptions import ResourceLockError, require_non_negative_int
 
-from ._checks import check_priority
 from ._errors import QueueClosedError, QueueEmptyError, QueueFullError
+from ._support import check_priority
 
 T = TypeVar("T")
 

@@ -1,10 +1,12 @@
-"""Argument checks shared by the executor and the queues."""
+"""Small helpers shared by the executor's modules and the queues."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import math
 
-from mtaio.exceptions import ConfigurationError, ConfigurationTypeError
+from mtaio.exceptions import ConfigurationError, ConfigurationTypeError, require_positive_int
 
 
 def check_priority(name: str, priority: object) -> float:
@@ -34,3 +36,22 @@ def check_priority(name: str, priority: object) -> float:
     if priority != priority or (isinstance(priority, float) and math.isnan(priority)):
         raise ConfigurationError(f"{name} must be a number, got nan (it orders with nothing)")
     return priority
+
+
+def discard(aw: object) -> None:
+    """Close a coroutine that will never run, so Python does not warn it was never awaited."""
+    if inspect.iscoroutine(aw):
+        aw.close()
+
+
+def check_limit(name: str, limit: int | None) -> int | None:
+    """Check an optional concurrency cap: ``None`` or a positive integer."""
+    if limit is not None:
+        require_positive_int(name, limit)
+    return limit
+
+
+def set_none(fut: asyncio.Future[None]) -> None:
+    """Resolve ``fut`` with ``None`` unless it is already done."""
+    if not fut.done():
+        fut.set_result(None)
