@@ -22,6 +22,26 @@ class Validate(Stage[dict[str, Any], dict[str, Any]]):
         return data
 
 
+class Parse(Stage[str, int]):
+    async def process(self, item: str) -> int:
+        return int(item)
+
+
+class Double(Stage[int, int]):
+    async def process(self, item: int) -> int:
+        return item * 2
+
+
+class Show(Stage[str, str]):
+    async def process(self, item: str) -> str:
+        return item
+
+
+class Describe(Stage[object, str]):
+    async def process(self, item: object) -> str:
+        return repr(item)
+
+
 async def check_stream() -> None:
     s = Stream.from_iterable(range(3))
     assert_type(s, Stream[int])
@@ -47,9 +67,29 @@ async def check_pipeline() -> None:
     p: Pipeline[dict[str, Any], dict[str, Any]] = Pipeline()
     p.add_stage(Validate())
     assert_type(await p.process({}), dict[str, Any] | None)
-    q = Pipeline[int, int]().add_stage(MapStage(str))
-    assert_type(q, Pipeline[int, str])
+    q = Pipeline[int, str]().add_stage(MapStage(str))
+    assert_type(q, Pipeline[int, str, str])
     assert_type(await q.process_many([1]), list[str])
+
+    # Each stage's input is checked against the previous output (the pipeline's input
+    # for the first stage), and add_stage returns the stage's output type.
+    parsed = Pipeline[str, int]().add_stage(Parse())
+    assert_type(parsed, Pipeline[str, int, int])
+    assert_type(await parsed.process("3"), int | None)
+    Pipeline[str, int]().add_stage(Double())  # type: ignore[arg-type]
+    Pipeline[str, int]().add_stage(Parse()).add_stage(Show())  # type: ignore[arg-type]
+    finished: Pipeline[str, int] = Pipeline[str, int]().add_stage(Parse()).add_stage(Double())
+    assert_type(await finished.process_many(["1"]), list[int])
+    # Built in place under an annotation, the stages are not checked (the type is fixed).
+    in_place: Pipeline[str, int] = Pipeline()
+    in_place.add_stage(Parse())
+    assert_type(await in_place.process("1"), int | None)
+    # A stage accepting a wider input fits (stages are contravariant in their input).
+    assert_type(parsed.add_stage(Describe()), Pipeline[str, int, str])
+    # MapStage infers its input from the pipeline and its output from the function.
+    inferred = Pipeline[int, int]().add_stage(MapStage(lambda x: x + 1))
+    assert_type(inferred, Pipeline[int, int, int])
+    assert_type(Pipeline[int, str]().add_stage(MapStage(str)), Pipeline[int, str, str])
     assert_type(BatchStage[int, list[int]](3), BatchStage[int, list[int]])
 
 

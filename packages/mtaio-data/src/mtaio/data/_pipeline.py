@@ -21,15 +21,9 @@ from collections.abc import (
 )
 from contextlib import aclosing
 from types import CoroutineType, TracebackType
-from typing import (
-    Any,
-    Final,
-    Generic,
-    NoReturn,
-    TypeVar,
-    cast,
-    final,
-)
+from typing import Any, Final, Generic, NoReturn, Self, cast, final
+
+from typing_extensions import TypeVar  # a TypeVar default (PEP 696) on Python 3.11
 
 from mtaio.exceptions import (
     ConfigurationTypeError,
@@ -47,8 +41,12 @@ from ._stages import Stage, StageStats
 
 In = TypeVar("In")
 Out = TypeVar("Out")
+# The output type of the stages added so far. A new pipeline starts at ``In`` (see
+# __init__'s self type) and every add_stage moves it on, so a chain is checked stage by
+# stage. In an annotation it defaults to Any: ``p: Pipeline[dict, str] = Pipeline()`` then
+# ``p.add_stage(...)`` in place (the static type cannot follow a mutation) stays accepted.
+Tail = TypeVar("Tail", default=Any)
 New = TypeVar("New")
-T = TypeVar("T")
 
 logger = logging.getLogger("mtaio.data")
 
@@ -226,7 +224,7 @@ class _Slot:
 
 
 @final
-class Pipeline(Generic[In, Out]):
+class Pipeline(Generic[In, Out, Tail]):
     """A chain of :class:`Stage` objects that items flow through.
 
     ``async with pipeline:`` runs every stage's ``setup()`` on the first entry and
@@ -261,7 +259,12 @@ class Pipeline(Generic[In, Out]):
 
     __slots__ = ("_buffer_size", "_lock", "_ready", "_slots", "_users")
 
-    def __init__(self, buffer_size: int = 0, *, stages: Iterable[Stage[Any, Any]] = ()) -> None:
+    def __init__(
+        self: Pipeline[In, Out, In],
+        buffer_size: int = 0,
+        *,
+        stages: Iterable[Stage[Any, Any]] = (),
+    ) -> None:
         self._buffer_size = require_non_negative_int("buffer_size", buffer_size)
         self._slots: list[_Slot] = []
         self._users = 0
@@ -282,12 +285,19 @@ class Pipeline(Generic[In, Out]):
 
     def add_stage(
         self,
-        stage: Stage[Any, New],
+        stage: Stage[Tail, New],
         *,
         on_error: OnError | None = None,
         concurrency: int | None = None,
-    ) -> Pipeline[In, New]:
+    ) -> Pipeline[In, Out, New]:
         """Append ``stage``; returns the pipeline, so calls chain.
+
+        Typed: in a chain that starts from ``Pipeline[In, Out]()``, each stage must accept
+        what the previous stage passes on (``In`` for the first one), and the result's third
+        type parameter is the stage's output: ``Pipeline[str, int]().add_stage(Parse())``
+        (``Parse`` a ``Stage[str, int]``) is a ``Pipeline[str, int, int]``, and adding a
+        ``Stage[int, int]`` first is a type error. The entry points return the declared
+        ``Out``.
 
         Args:
             stage: The stage.
@@ -307,7 +317,7 @@ class Pipeline(Generic[In, Out]):
         concurrency = stage.concurrency if concurrency is None else concurrency
         require_positive_int("concurrency", concurrency)
         self._slots.append(_Slot(stage, policy, concurrency))
-        return cast("Pipeline[In, New]", self)
+        return cast("Pipeline[In, Out, New]", self)
 
     def stats(self) -> list[StageStats]:
         """Every stage's counters, in stage order."""
@@ -315,7 +325,7 @@ class Pipeline(Generic[In, Out]):
 
     # -- context ---------------------------------------------------------------------
 
-    async def __aenter__(self) -> Pipeline[In, Out]:
+    async def __aenter__(self) -> Self:
         self._users += 1
         try:
             async with self._lock:

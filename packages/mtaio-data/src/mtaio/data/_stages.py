@@ -15,6 +15,10 @@ from ._policies import OnError, _check_policy
 In = TypeVar("In")
 Out = TypeVar("Out")
 T = TypeVar("T")
+# A stage consumes its input and produces its output: a Stage[object, bool] fits wherever a
+# Stage[int, int | bool] is expected (Pipeline.add_stage checks the chain with these).
+In_contra = TypeVar("In_contra", contravariant=True)
+Out_co = TypeVar("Out_co", covariant=True)
 
 # -- stats -----------------------------------------------------------------------------
 
@@ -62,7 +66,7 @@ class StageStats:
 # -- stages ----------------------------------------------------------------------------
 
 
-class Stage(ABC, Generic[In, Out]):
+class Stage(ABC, Generic[In_contra, Out_co]):
     """One step of a :class:`Pipeline`: subclass it and write ``async def process(item)``.
 
     ``process`` returns the output, ``None`` when nothing is passed on for this item (a
@@ -129,7 +133,9 @@ class Stage(ABC, Generic[In, Out]):
         )
 
     @abstractmethod
-    def process(self, item: In) -> Awaitable[Out | AsyncIterator[Out] | None] | AsyncIterator[Out]:
+    def process(
+        self, item: In_contra
+    ) -> Awaitable[Out_co | AsyncIterator[Out_co] | None] | AsyncIterator[Out_co]:
         """Process one item.
 
         Args:
@@ -139,7 +145,7 @@ class Stage(ABC, Generic[In, Out]):
             The output, ``None`` to pass nothing on, or an async iterator of outputs.
         """
 
-    async def flush(self) -> Out | AsyncIterator[Out] | None:
+    async def flush(self) -> Out_co | AsyncIterator[Out_co] | None:
         """Called when the input ends: return what is still held back (``None`` by default)."""
         return None
 
