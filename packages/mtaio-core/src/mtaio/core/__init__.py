@@ -8,6 +8,7 @@ the queues, ``_latch.py`` :class:`Latch`, ``_errors.py`` the errors of this port
 (subclasses of :mod:`mtaio.exceptions` classes).
 """
 
+import logging as _logging
 from importlib.metadata import version as _version
 
 from mtaio.typing import publish_module as _publish_module
@@ -28,6 +29,10 @@ from ._queues import AsyncQueue as AsyncQueue
 from ._queues import LIFOQueue as LIFOQueue
 from ._queues import PriorityQueue as PriorityQueue
 from ._queues import QueueStats as QueueStats
+
+# A library never configures logging; the NullHandler keeps Python's last-resort handler from
+# printing this portion's records when the application configured none.
+_logging.getLogger("mtaio.core").addHandler(_logging.NullHandler())
 
 __version__: str = _version("mtaio-core")
 

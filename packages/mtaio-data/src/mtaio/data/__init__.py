@@ -7,6 +7,7 @@ its two engines, ``_stages.py`` the stages, ``_policies.py`` the error policies,
 errors of this portion and ``_aio.py`` the async-iterator plumbing they share.
 """
 
+import logging as _logging
 from importlib.metadata import version as _version
 
 from mtaio.typing import publish_module as _publish_module
@@ -29,6 +30,10 @@ from ._stages import MapStage as MapStage
 from ._stages import Stage as Stage
 from ._stages import StageStats as StageStats
 from ._stream import Stream as Stream
+
+# A library never configures logging; the NullHandler keeps Python's last-resort handler from
+# printing this portion's records when the application configured none.
+_logging.getLogger("mtaio.data").addHandler(_logging.NullHandler())
 
 __version__: str = _version("mtaio-data")
 

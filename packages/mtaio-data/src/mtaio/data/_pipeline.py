@@ -319,6 +319,14 @@ class Pipeline(Generic[In, Out, Tail]):
         self._slots.append(_Slot(stage, policy, concurrency))
         return cast("Pipeline[In, Out, New]", self)
 
+    def __repr__(self) -> str:
+        stages = " -> ".join(
+            slot.stage.name if slot.concurrency == 1 else f"{slot.stage.name} x{slot.concurrency}"
+            for slot in self._slots
+        )
+        state = f" entered={self._users}" if self._users else ""
+        return f"<Pipeline [{stages}] buffer_size={self._buffer_size}{state}>"
+
     def stats(self) -> list[StageStats]:
         """Every stage's counters, in stage order."""
         return [slot.stage.stats() for slot in self._slots]
