@@ -145,7 +145,7 @@ def test_retry_defaults_and_jitter_are_the_toolkits() -> None:
         ({"max_delay": "5"}, ConfigurationTypeError, "max_delay"),
         ({"factor": 0}, ConfigurationError, "factor"),
         ({"jitter": -0.1}, ConfigurationError, "jitter"),
-        ({"jitter": "half"}, ConfigurationError, "jitter"),
+        ({"jitter": "half"}, ConfigurationTypeError, "jitter"),
         ({"jitter": True}, ConfigurationTypeError, "jitter"),
         ({"retry_on": ValueError("x")}, ConfigurationTypeError, "retry_on"),
         ({"retry_on": (KeyError, 5)}, ConfigurationTypeError, "retry_on"),

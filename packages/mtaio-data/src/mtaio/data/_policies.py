@@ -88,7 +88,7 @@ class Retry:
         jitter: object = self.jitter
         if jitter != "full":
             if isinstance(jitter, str):
-                raise ConfigurationError(
+                raise ConfigurationTypeError(
                     f'jitter must be a non-negative number or "full", got {jitter!r}'
                 )
             require_non_negative("jitter", cast("float", jitter))

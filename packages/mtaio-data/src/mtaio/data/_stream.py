@@ -385,7 +385,13 @@ class Stream(Generic[T]):
         return self._then(_distinct, key)
 
     def enumerate(self, start: int = 0) -> Stream[tuple[int, T]]:
-        """Pair every item with its index: ``(start, item0), (start + 1, item1), ...``."""
+        """Pair every item with its index: ``(start, item0), (start + 1, item1), ...``.
+
+        Raises:
+            ConfigurationTypeError: If ``start`` is not an integer.
+        """
+        if isinstance(start, bool) or not isinstance(start, int):
+            raise ConfigurationTypeError(f"start must be an integer, got {start!r}")
         return self._then(_enumerate, start)
 
     # -- grouping ------------------------------------------------------------------------
