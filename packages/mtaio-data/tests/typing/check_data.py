@@ -8,6 +8,7 @@ from mtaio.data import (
     BatchStage,
     Change,
     ChangeType,
+    FilterStage,
     MapStage,
     ObservableStats,
     ObservableValue,
@@ -104,6 +105,14 @@ async def check_pipeline() -> None:
     inferred = Pipeline[int, int]().add_stage(MapStage(lambda x: x + 1))
     assert_type(inferred, Pipeline[int, int, int])
     assert_type(Pipeline[int, str]().add_stage(MapStage(str)), Pipeline[int, str, str])
+    lambdas = (
+        Pipeline[int, str]()
+        .add_stage(MapStage(lambda x: x * 2.5))
+        .add_stage(FilterStage(lambda x: x > 1))
+        .add_stage(MapStage(lambda y: f"{y:.1f}"))
+    )
+    assert_type(lambdas, Pipeline[int, str, str])
+    assert_type(MapStage[int, int](lambda x: x + 1), MapStage[int, int])
     assert_type(BatchStage[int, list[int]](3), BatchStage[int, list[int]])
 
 
