@@ -65,6 +65,7 @@ async def check_stream() -> None:
     assert_type(await s.last(None), int | None)
     assert_type(await s.reduce(lambda a, b: a + b), int)
     assert_type(await s.reduce(lambda acc, x: acc + str(x), ""), str)
+    assert_type(await s.reduce(fn=lambda acc, x: acc + x, initial=0.5), float)
     assert_type(s.scan(lambda a, b: a + b), Stream[int])
     assert_type(s.scan(lambda acc, x: [*acc, x], [0]), Stream[list[int]])
     assert_type(s.skip_while(lambda x: x < 2), Stream[int])

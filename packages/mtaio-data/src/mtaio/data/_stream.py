@@ -357,10 +357,10 @@ class Stream(Generic[T]):
         return self._then(_skip_while, fn, is_async)
 
     @overload
-    def scan(self, fn: Callable[[T, T], T | Awaitable[T]], /) -> Stream[T]: ...
+    def scan(self, fn: Callable[[T, T], T | Awaitable[T]]) -> Stream[T]: ...
     @overload
-    def scan(self, fn: Callable[[A, T], A | Awaitable[A]], initial: A, /) -> Stream[A]: ...
-    def scan(self, fn: Callable[[Any, T], Any], initial: Any = _MISSING, /) -> Stream[Any]:
+    def scan(self, fn: Callable[[A, T], A | Awaitable[A]], initial: A) -> Stream[A]: ...
+    def scan(self, fn: Callable[[Any, T], Any], initial: Any = _MISSING) -> Stream[Any]:
         """Every intermediate value of :meth:`reduce`, as ``itertools.accumulate`` gives them.
 
         Without ``initial`` the first item is passed on as is and starts the fold; with it,
@@ -518,10 +518,10 @@ class Stream(Generic[T]):
     # -- terminals -----------------------------------------------------------------------
 
     @overload
-    async def reduce(self, fn: Callable[[T, T], T | Awaitable[T]], /) -> T: ...
+    async def reduce(self, fn: Callable[[T, T], T | Awaitable[T]]) -> T: ...
     @overload
-    async def reduce(self, fn: Callable[[A, T], A | Awaitable[A]], initial: A, /) -> A: ...
-    async def reduce(self, fn: Callable[[Any, T], Any], initial: Any = _MISSING, /) -> Any:
+    async def reduce(self, fn: Callable[[A, T], A | Awaitable[A]], initial: A) -> A: ...
+    async def reduce(self, fn: Callable[[Any, T], Any], initial: Any = _MISSING) -> Any:
         """Fold the stream with ``fn(accumulator, item)`` (sync or async), as ``functools.reduce``.
 
         Without ``initial`` the first item starts the fold.
