@@ -162,7 +162,43 @@ def _latch(method: str) -> Callable[[Any], Awaitable[object]]:
     return call
 
 
+def _not_awaitable(method: str) -> Callable[[Any], Awaitable[object]]:
+    async def call(v: Any) -> object:
+        async with TaskExecutor(limit=2) as ex:
+            try:
+                if method == "run":
+                    return await ex.run(v)
+                if method == "submit":
+                    return await ex.submit(v)
+                if method == "gather":
+                    return await ex.gather(job(), v)
+                if method == "map":
+                    return await ex.map(v, [1])
+                if method == "iterables":
+                    return await ex.map(lambda x: job(), v)
+                if method == "as_completed":
+                    async with ex.as_completed(v) as results:
+                        return [r async for r in results]
+                return await ex.run_in_thread(v)
+            finally:
+                await executor_works(ex)
+
+    return call
+
+
+CALLABLE_CASES = (
+    Case("awaitable", _not_awaitable("run"), lambda v: False),
+    Case("awaitable", _not_awaitable("submit"), lambda v: False),
+    Case("aws[1]", _not_awaitable("gather"), lambda v: False),
+    Case("aws[0]", _not_awaitable("as_completed"), lambda v: False),
+    Case("func", _not_awaitable("map"), lambda v: False),
+    Case("iterables[0]", _not_awaitable("iterables"), lambda v: isinstance(v, str)),
+    Case("func", _not_awaitable("run_in_thread"), lambda v: False),
+    Case("thread_pool", _executor_kw("thread_pool"), lambda v: v is None),
+)
+
 CASES = (
+    *CALLABLE_CASES,
     Case("max_workers", _executor_kw("max_workers"), optional(positive_int)),
     Case("limit", _executor_kw("limit"), optional(positive_int)),
     Case("rate", _executor_kw("rate"), optional(positive)),
@@ -198,7 +234,7 @@ async def _check(case: Case, value: object) -> None:
         assert case.accepts(value), f"{case.name}={value!r} was accepted"
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.sampled_from(CASES), st.sampled_from(VALUES))
 def test_every_value_is_accepted_or_refused_by_name(case: Case, value: object) -> None:
     asyncio.run(_check(case, value))

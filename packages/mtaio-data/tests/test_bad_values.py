@@ -126,7 +126,57 @@ def _added(v: Any) -> Pipeline[int, int]:
         assert p.stages == () or len(p.stages) == 1
 
 
+def never(v: object) -> bool:
+    return False  # no value of the list is callable
+
+
+async def _terminal(v: Any) -> object:
+    source = Stream([7])
+    try:
+        return await source.reduce(v)
+    finally:
+        assert await source.to_list() == [7]
+
+
+async def _observer(v: Any) -> object:
+    obs = ObservableValue(1)
+    try:
+        obs.add_observer(v)
+    finally:
+        seen: list[int | None] = []
+        obs.add_observer(lambda change: seen.append(change.value))
+        await obs.set(2)
+        assert seen == [2]
+    return obs
+
+
+def _stage(build: Callable[[Any], Any]) -> Callable[[Any], Awaitable[object]]:
+    async def call(v: Any) -> object:
+        stage = build(v)
+        return await Pipeline[int, Any]().add_stage(stage).process_many([1])
+
+    return call
+
+
+CALLABLE_CASES = (
+    Case("fn", _stream(lambda s, v: s.map(v)), never),
+    Case("predicate", _stream(lambda s, v: s.filter(v)), never),
+    Case("fn", _stream(lambda s, v: s.flat_map(v)), never),
+    Case("predicate", _stream(lambda s, v: s.take_while(v)), never),
+    Case("predicate", _stream(lambda s, v: s.skip_while(v)), never),
+    Case("key", _stream(lambda s, v: s.distinct(v)), lambda v: v is None),
+    Case("fn", _stream(lambda s, v: s.scan(v)), never),
+    Case("fn", _terminal, never),
+    Case("observer", _observer, never),
+    Case("fn", _stage(MapStage), never),
+    Case("predicate", _stage(FilterStage), never),
+    Case("process_batch", _stage(lambda v: BatchStage(1, v)), lambda v: v is None),
+    Case("stage", _pipeline(lambda v: Pipeline().add_stage(v)), never),
+    Case("source", _stream(lambda s, v: Stream(v)), lambda v: isinstance(v, str)),  # iterable
+)
+
 CASES = (
+    *CALLABLE_CASES,
     Case("concurrency", _stream(lambda s, v: s.map(double, concurrency=v)), positive_int),
     Case("n", _stream(lambda s, v: s.take(v)), non_negative_int),
     Case("n", _stream(lambda s, v: s.skip(v)), non_negative_int),
@@ -179,7 +229,7 @@ async def _check(case: Case, value: object) -> None:
         assert case.accepts(value), f"{case.name}={value!r} was accepted"
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(st.sampled_from(CASES), st.sampled_from(VALUES))
 def test_every_value_is_accepted_or_refused_by_name(case: Case, value: object) -> None:
     asyncio.run(_check(case, value))
