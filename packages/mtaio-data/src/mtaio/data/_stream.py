@@ -3,7 +3,8 @@
 Speed: consecutive ``map``/``filter`` calls are *fused*: they are kept as a list of steps and
 run by one loop compiled for that exact chain (the way ``dataclasses`` builds ``__init__``),
 so a chain of N steps costs one generator frame per item, not N. Terminals (``reduce``,
-``to_list``, ``count``, ``first``) inline their accumulation into that loop as well. Over a
+``to_list``, ``count``, ``first``, ``last``) inline their accumulation into that loop as
+well. Over a
 synchronous source with synchronous steps the chain is composed from the builtin ``map`` and
 ``filter``, which run at C speed. The other operators are async generators over the stream
 they were called on.
@@ -166,7 +167,9 @@ class Stream(Generic[T]):
     Nothing runs until the stream is iterated. Every operator returns a new stream of the
     same class (so subclasses keep their own methods through a chain) and leaves the
     original unchanged; each function in a chain is called exactly once per item that
-    reaches it. A stream over a re-iterable source (a list, a range) can be iterated again.
+    reaches it. A stream over a re-iterable source (a list, a range) can be iterated again;
+    one over a one-shot source (a generator, an iterator) raises :class:`StreamError` when
+    read a second time, through it or through any stream derived from it.
 
     Functions given to operators may be sync or async (``async def`` callables are awaited).
     A sync function returning an awaitable is not awaited: declare it ``async``.
