@@ -4,10 +4,9 @@ Speed: consecutive ``map``/``filter`` calls are *fused*: they are kept as a list
 run by one loop compiled for that exact chain (the way ``dataclasses`` builds ``__init__``),
 so a chain of N steps costs one generator frame per item, not N. Terminals (``reduce``,
 ``to_list``, ``count``, ``first``, ``last``) inline their accumulation into that loop as
-well. Over a
-synchronous source with synchronous steps the chain is composed from the builtin ``map`` and
-``filter``, which run at C speed. The other operators are async generators over the stream
-they were called on.
+well. Over a synchronous source with synchronous steps the chain is composed from the
+builtin ``map`` and ``filter``, which run at C speed. The other operators are async
+generators over the stream they were called on.
 """
 
 from __future__ import annotations
