@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mtaio.core import DEFAULT_MAP_LIMIT, ExecutorClosedError, TaskExecutor
+from mtaio.core import DEFAULT_MAP_LIMIT, ExecutorClosedError, TaskErrorGroup, TaskExecutor
 from mtaio.exceptions import ConfigurationError, ConfigurationTypeError
 
 # Virtual time: the sleeps that let work progress cannot race a loaded machine.
@@ -75,7 +75,7 @@ async def test_return_exceptions_puts_errors_in_place(probe: Any) -> None:
 async def test_collect_errors_raises_a_group_of_every_failure(probe: Any) -> None:
     first, second = ValueError("first"), KeyError("second")
     async with TaskExecutor() as executor:
-        with pytest.raises(ExceptionGroup) as info:
+        with pytest.raises(TaskErrorGroup) as info:
             await executor.gather(
                 probe.fail(second, 0.01),
                 probe.job(2),
@@ -245,7 +245,7 @@ async def test_map_errors_follow_the_gather_modes(probe: Any) -> None:
             await executor.map(maybe, range(10), limit=1)
         results = await executor.map(maybe, range(5), return_exceptions=True)
         assert [r if isinstance(r, int) else "E" for r in results] == [0, "E", 2, 3, "E"]
-        with pytest.raises(ExceptionGroup) as info:
+        with pytest.raises(TaskErrorGroup) as info:
             await executor.map(maybe, range(7), limit=2, collect_errors=True)
         assert [e.args[0] for e in info.value.exceptions] == [1, 4]
 
@@ -292,11 +292,11 @@ async def test_map_bad_input() -> None:
 
     async with TaskExecutor() as executor:
         with pytest.raises(ConfigurationTypeError, match="func"):
-            await executor.map(42, range(3))  # type: ignore[arg-type]
+            await executor.map(42, range(3))  # type: ignore[call-overload]
         with pytest.raises(ConfigurationTypeError, match="at least one"):
             await executor.map(work)
         with pytest.raises(ConfigurationTypeError, match=r"iterables\[0\]"):
-            await executor.map(work, 42)  # type: ignore[arg-type]
+            await executor.map(work, 42)  # type: ignore[call-overload]
         with pytest.raises(ConfigurationError, match="limit"):
             await executor.map(work, range(3), limit=-1)
     with pytest.raises(ExecutorClosedError):

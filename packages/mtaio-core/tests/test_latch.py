@@ -4,6 +4,7 @@ import pytest
 
 from mtaio.core import Latch, LatchStats
 from mtaio.exceptions import ConfigurationError
+from mtaio.exceptions import TimeoutError as MTAIOTimeoutError
 
 
 def test_created_without_a_loop() -> None:
@@ -36,11 +37,13 @@ async def test_counting_down_past_zero_clamps() -> None:
 
 
 @pytest.mark.looptime
-async def test_wait_timeout_returns_false() -> None:
+async def test_wait_timeout_raises_mtaios_timeout_error() -> None:
     loop = asyncio.get_running_loop()
     latch = Latch(1)
     start = loop.time()
-    assert await latch.wait(timeout=2) is False
+    with pytest.raises(MTAIOTimeoutError, match="within 2 s") as info:
+        await latch.wait(timeout=2)
+    assert info.value.timeout == 2  # also the builtin TimeoutError, as every mtaio one
     assert loop.time() - start == pytest.approx(2)
     assert latch.stats().waiters == 0  # the timed-out waiter is gone
     loop.call_later(1, latch.count_down_nowait)

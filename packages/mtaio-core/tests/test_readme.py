@@ -16,5 +16,14 @@ def test_the_readme_example_runs() -> None:
         timeout=60,
         check=True,
     ).stdout.splitlines()
-    assert out[:6] == ["9", "[0, 1, 4, 9, 16]", "[0, 1, 4, 9, 16]", "49", "[1, 4]", "14"]
+    assert out[:8] == [
+        "9",
+        "[0, 1, 4, 9, 16]",
+        "[0, 1, 4, 9, 16]",
+        "49",
+        "[1, 4]",
+        "14",
+        "['odd: 1', 'odd: 3']",
+        "True",
+    ]
     assert out[-1] == "True"

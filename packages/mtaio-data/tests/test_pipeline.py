@@ -170,13 +170,13 @@ async def test_batch_stage_flushes_last_partial_batch() -> None:
     async def total(batch: list[int]) -> int:
         return sum(batch)
 
-    p2 = Pipeline[int, int]().add_stage(BatchStage(2, total)).add_stage(MapStage(str))
+    p2 = Pipeline[int, str]().add_stage(BatchStage(2, total)).add_stage(MapStage(str))
     assert await p2.process_many(range(5)) == ["1", "5", "4"]
     assert await p2.flush() == []
 
 
 async def test_process_then_flush_by_hand() -> None:
-    p = Pipeline[int, list[int]]().add_stage(BatchStage(2)).add_stage(BatchStage(2))
+    p = Pipeline[int, list[list[int]]]().add_stage(BatchStage(2)).add_stage(BatchStage(2))
     assert [await p.process(i) for i in range(5)] == [None, None, None, [[0, 1], [2, 3]], None]
     assert await p.flush() == [[[4]]]
 
@@ -247,7 +247,7 @@ async def test_dead_letter_policy_sync_and_async() -> None:
 @pytest.mark.looptime
 async def test_retry_with_backoff_then_succeeds() -> None:
     loop = asyncio.get_running_loop()
-    stage = Flaky(2, on_error=Retry(attempts=3, backoff=1.0, factor=2.0))
+    stage = Flaky(2, on_error=Retry(attempts=3, delay=1.0, factor=2.0, jitter=0))
     p = Pipeline[int, int]().add_stage(stage)
     start = loop.time()
     assert await p.process(7) == 7
@@ -258,7 +258,7 @@ async def test_retry_with_backoff_then_succeeds() -> None:
 
 @pytest.mark.looptime
 async def test_retry_exhausted_raises_with_last_cause() -> None:
-    p = Pipeline[int, int]().add_stage(Flaky(5), on_error=Retry(attempts=3, backoff=0.5))
+    p = Pipeline[int, int]().add_stage(Flaky(5), on_error=Retry(attempts=3, delay=0.5))
     with pytest.raises(StageError) as info:
         await p.process(1)
     assert isinstance(info.value.__cause__, ConnectionError)
@@ -460,7 +460,7 @@ async def test_concurrency_keeps_order_and_caps_running() -> None:
         running -= 1
         return x
 
-    p = Pipeline[int, int]().add_stage(MapStage(work, concurrency=4)).add_stage(BatchStage(5))
+    p = Pipeline[int, list[int]]().add_stage(MapStage(work, concurrency=4)).add_stage(BatchStage(5))
     assert await p.process_many(range(12)) == [
         list(range(5)),
         list(range(5, 10)),
@@ -614,7 +614,7 @@ async def test_fan_out_error_goes_through_the_policy() -> None:
             yield item
             raise RuntimeError("mid-stream")
 
-    p = Pipeline[int, int]().add_stage(Broken(), on_error="skip").add_stage(MapStage(str))
+    p = Pipeline[int, str]().add_stage(Broken(), on_error="skip").add_stage(MapStage(str))
     assert await p.process_many([1, 2]) == []  # a failed attempt's outputs are discarded
     assert p.stats()[0].skipped == 2
 

@@ -7,6 +7,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import final
 
+from mtaio.exceptions import TimeoutError as MTAIOTimeoutError
 from mtaio.exceptions import require_non_negative, require_non_negative_int, require_positive_int
 
 
@@ -113,10 +114,15 @@ class Latch:
             timeout: Seconds to wait at most; ``None`` waits for as long as it takes.
 
         Returns:
-            True if the latch opened, False if ``timeout`` passed first.
+            True: the latch is open.
 
         Raises:
             ConfigurationError: If ``timeout`` is negative.
+            TimeoutError: ``mtaio.exceptions.TimeoutError`` (also the builtin) if
+                ``timeout`` passed first, as for every wait in mtaio.
+
+        .. versionchanged:: 0.2
+            A timeout raises instead of returning False.
         """
         if timeout is not None:
             require_non_negative("timeout", timeout)
@@ -130,8 +136,13 @@ class Latch:
             else:
                 async with asyncio.timeout(timeout):
                     await waiter
-        except TimeoutError:
-            return self._count == 0
+        except TimeoutError as error:
+            if self._count == 0:
+                return True
+            raise MTAIOTimeoutError(
+                f"the latch did not open within {timeout} s ({self._count} to go)",
+                timeout=timeout,
+            ) from error
         finally:
             if not waiter.done() or waiter.cancelled():
                 waiter.cancel()

@@ -17,11 +17,12 @@ import heapq
 import itertools
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, final
+from typing import Generic, TypeVar, final
 
 from mtaio.exceptions import ResourceLockError, require_non_negative_int
 
 from ._errors import QueueClosedError, QueueEmptyError, QueueFullError
+from ._support import check_priority
 
 T = TypeVar("T")
 
@@ -437,7 +438,7 @@ class LIFOQueue(_QueueBase[T]):
 class PriorityQueue(_QueueBase[T]):
     """A queue that gives the item of lowest ``priority`` first, FIFO among equal priorities.
 
-    Items need not be comparable: the priority is given beside the item
+    Items need not be comparable: the priority, a number, is given beside the item
     (``put(item, priority=2)``) and ties are broken by insertion order. Otherwise it behaves
     like :class:`AsyncQueue`. Each operation costs O(log n).
 
@@ -452,7 +453,7 @@ class PriorityQueue(_QueueBase[T]):
 
     def __init__(self, maxsize: int = 0) -> None:
         super().__init__(maxsize)
-        self._heap: list[tuple[Any, int, T]] = []
+        self._heap: list[tuple[float, int, T]] = []
         self._seq = itertools.count().__next__
 
     def _size(self) -> int:
@@ -480,31 +481,39 @@ class PriorityQueue(_QueueBase[T]):
             return item
         return await self._get_waiting()
 
-    def put_nowait(self, item: T, priority: Any = 0) -> None:
+    def put_nowait(self, item: T, priority: float = 0) -> None:
         """Put an item without waiting.
 
         Args:
             item: The item.
-            priority: Any value comparable with the other priorities; lower comes out first.
+            priority: A number (int or float, not NaN); lower comes out first.
 
         Raises:
+            ConfigurationTypeError: If ``priority`` is not an int or a float.
+            ConfigurationError: If ``priority`` is NaN.
             QueueFullError: If the queue is full (also ``asyncio.QueueFull``).
             QueueClosedError: If the queue is closed.
         """
+        if type(priority) is not int:
+            check_priority("priority", priority)
         self._check_put_nowait()
         heapq.heappush(self._heap, (priority, self._seq(), item))
         self._after_put()
 
-    async def put(self, item: T, priority: Any = 0) -> None:
+    async def put(self, item: T, priority: float = 0) -> None:
         """Put an item, waiting for room if the queue is full.
 
         Args:
             item: The item.
-            priority: Any value comparable with the other priorities; lower comes out first.
+            priority: A number (int or float, not NaN); lower comes out first.
 
         Raises:
+            ConfigurationTypeError: If ``priority`` is not an int or a float.
+            ConfigurationError: If ``priority`` is NaN.
             QueueClosedError: If the queue is closed, before or while waiting.
         """
+        if type(priority) is not int:
+            check_priority("priority", priority)
         if self._closed or 0 < self._maxsize <= len(self._heap) + self._reserved:
             await self._wait_room()
         heapq.heappush(self._heap, (priority, self._seq(), item))

@@ -1,15 +1,18 @@
 """Typed asyncio data pipelines, stream operators and observables.
 
 Layout: the implementation lives in private modules (``_*.py``); this module re-exports
-the public API and lists it in ``__all__``. ``_pipeline.py`` holds :class:`Pipeline`, the
-stages and the error policies; ``_stream.py`` :class:`Stream`; ``_observable.py`` the
-observables; ``_aio.py`` the async-iterator plumbing they share.
+the public API and lists it in ``__all__``. ``_pipeline.py`` holds :class:`Pipeline` and
+its two engines, ``_stages.py`` the stages, ``_policies.py`` the error policies,
+``_stream.py`` :class:`Stream`, ``_observable.py`` the observables, ``_errors.py`` the
+errors of this portion and ``_aio.py`` the async-iterator plumbing they share.
 """
 
+import logging as _logging
 from importlib.metadata import version as _version
 
 from mtaio.typing import publish_module as _publish_module
 
+from ._errors import PipelineErrorGroup as PipelineErrorGroup
 from ._observable import Change as Change
 from ._observable import ChangeType as ChangeType
 from ._observable import Observable as Observable
@@ -17,16 +20,20 @@ from ._observable import ObservableStats as ObservableStats
 from ._observable import ObservableValue as ObservableValue
 from ._observable import Observer as Observer
 from ._observable import Subscription as Subscription
-from ._pipeline import BatchStage as BatchStage
-from ._pipeline import DeadLetter as DeadLetter
-from ._pipeline import FilterStage as FilterStage
-from ._pipeline import MapStage as MapStage
-from ._pipeline import OnError as OnError
 from ._pipeline import Pipeline as Pipeline
-from ._pipeline import Retry as Retry
-from ._pipeline import Stage as Stage
-from ._pipeline import StageStats as StageStats
+from ._policies import DeadLetter as DeadLetter
+from ._policies import OnError as OnError
+from ._policies import Retry as Retry
+from ._stages import BatchStage as BatchStage
+from ._stages import FilterStage as FilterStage
+from ._stages import MapStage as MapStage
+from ._stages import Stage as Stage
+from ._stages import StageStats as StageStats
 from ._stream import Stream as Stream
+
+# A library never configures logging; the NullHandler keeps Python's last-resort handler from
+# printing this portion's records when the application configured none.
+_logging.getLogger("mtaio.data").addHandler(_logging.NullHandler())
 
 __version__: str = _version("mtaio-data")
 
@@ -41,6 +48,7 @@ __all__ = (
     "OnError",
     "Retry",
     "DeadLetter",
+    "PipelineErrorGroup",
     # streams
     "Stream",
     # observables

@@ -114,16 +114,30 @@ async def buffered(it: AsyncIterator[T], size: int) -> AsyncGenerator[T, None]:
         await cancel_and_wait([task])
 
 
+class Failures(Exception):
+    """Several failures of one :func:`ordered_map` run (``collect=True``), first one first."""
+
+    def __init__(self, errors: list[Exception]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
 async def ordered_map(
     it: AsyncIterator[T],
     fn: Callable[[T], Awaitable[U]],
     concurrency: int,
     window: int | None = None,
+    *,
+    collect: bool = False,
 ) -> AsyncGenerator[U, None]:
     """Apply ``fn`` to up to ``concurrency`` items at once and yield results in input order.
 
     Up to ``window`` (at least ``concurrency``) results may wait behind a slow head item, so
     one slow item stalls the others only once that many are done or running.
+
+    On the first error the calls still running are cancelled. With ``collect``, the errors
+    of calls that had failed as well are not dropped: if there are any, :class:`Failures`
+    holding every error (the first one first) is raised instead of the first error alone.
     """
     window = max(window or concurrency, concurrency)
     loop = asyncio.get_running_loop()
@@ -144,6 +158,20 @@ async def ordered_map(
                 yield await pending.popleft()
         while pending:
             yield await pending.popleft()
+    except Exception as first:
+        if not collect or not pending:
+            raise
+        await cancel_and_wait(pending)
+        errors = list(first.errors) if isinstance(first, Failures) else [first]
+        for task in pending:
+            if not task.cancelled():
+                error = task.exception()
+                if isinstance(error, Exception):
+                    errors.append(error)
+        pending.clear()
+        if len(errors) == 1:
+            raise
+        raise Failures(errors) from None
     finally:
         await cancel_and_wait(pending)
         await aclose(it)

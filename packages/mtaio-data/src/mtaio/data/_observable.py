@@ -155,6 +155,14 @@ class Observable(Generic[T]):
             observers=len(self._list()), notifications=self._notified, failures=self._failures
         )
 
+    def __repr__(self) -> str:
+        stats = self.stats()
+        batching = " batching" if self._depth else ""
+        return (
+            f"<{type(self).__name__} observers={stats.observers} "
+            f"notifications={stats.notifications} failures={stats.failures}{batching}>"
+        )
+
     async def notify(self, change: Change[T]) -> None:
         """Deliver ``change`` to every observer (or hold it, inside :meth:`batch_operations`)."""
         if self._depth:

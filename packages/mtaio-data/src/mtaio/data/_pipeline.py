@@ -1,4 +1,4 @@
-"""Pipeline and Stage: typed processing stages with error policies and backpressure.
+"""Pipeline: stages chained, with error policies, backpressure and two engines.
 
 Two engines run a pipeline. Without buffers and concurrency (the default) every item goes
 depth-first through the stages in the caller's task: no task, no queue, one await per stage.
@@ -13,442 +13,46 @@ import asyncio
 import logging
 import reprlib
 import time
-from abc import ABC, abstractmethod
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
-    Awaitable,
-    Callable,
     Iterable,
 )
 from contextlib import aclosing
-from dataclasses import dataclass, field
 from types import CoroutineType, TracebackType
-from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar, cast, final, overload
+from typing import Any, Final, Generic, NoReturn, Self, cast, final
+
+from typing_extensions import TypeVar  # a TypeVar default (PEP 696) on Python 3.11
 
 from mtaio.exceptions import (
-    ConfigurationError,
     ConfigurationTypeError,
     PipelineError,
     StageError,
-    require_callable,
-    require_non_negative,
     require_non_negative_int,
-    require_positive,
     require_positive_int,
 )
-from mtaio.typing import call_maybe_async, is_async_callable
+from mtaio.typing import call_maybe_async
 
-from ._aio import aclose, buffered, ordered_map
+from ._aio import Failures, aclose, buffered, ordered_map
+from ._errors import PipelineErrorGroup
+from ._policies import DeadLetter, OnError, Retry, _check_policy
+from ._stages import Stage, StageStats
 
 In = TypeVar("In")
 Out = TypeVar("Out")
+# The output type of the stages added so far. A new pipeline starts at ``In`` (see
+# __init__'s self type) and every add_stage moves it on, so a chain is checked stage by
+# stage. In an annotation it defaults to Any: ``p: Pipeline[dict, str] = Pipeline()`` then
+# ``p.add_stage(...)`` in place (the static type cannot follow a mutation) stays accepted.
+Tail = TypeVar("Tail", default=Any)
 New = TypeVar("New")
-T = TypeVar("T")
 
 logger = logging.getLogger("mtaio.data")
 
 _repr = reprlib.Repr()
 _repr.maxstring = 60
 _repr.maxother = 60
-
-
-# -- error policies --------------------------------------------------------------------
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """Error policy: hand a failed item to ``callback(item, error)`` and go on without it.
-
-    Args:
-        callback: A sync or async callable receiving the item and the exception.
-
-    .. versionadded:: 0.1
-    """
-
-    callback: Callable[[Any, Exception], Any]
-
-    def __post_init__(self) -> None:
-        require_callable("callback", self.callback)
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Retry:
-    """Error policy: call the stage again, waiting ``backoff * factor**n`` seconds between tries.
-
-    Args:
-        attempts: Total tries, the first included.
-        backoff: The first wait, in seconds (loop time).
-        factor: Multiplier of the wait after each failed retry.
-        max_backoff: Ceiling of the wait.
-        retry_on: Only these exception types are retried; others go straight to ``then``.
-        then: What to do once the tries are used up: ``"raise"``, ``"skip"`` or a
-            :class:`DeadLetter`.
-
-    Raises:
-        ConfigurationError: For a non-positive ``attempts`` or a negative wait.
-
-    .. versionadded:: 0.1
-    """
-
-    attempts: int = 3
-    backoff: float = 0.1
-    factor: float = 2.0
-    max_backoff: float = 30.0
-    retry_on: tuple[type[Exception], ...] = (Exception,)
-    then: Literal["raise", "skip"] | DeadLetter = "raise"
-
-    def __post_init__(self) -> None:
-        require_positive_int("attempts", self.attempts)
-        require_non_negative("backoff", self.backoff)
-        require_positive("factor", self.factor)
-        require_non_negative("max_backoff", self.max_backoff)
-        _check_policy(self.then, "then", allow_retry=False)
-
-
-OnError: TypeAlias = Literal["raise", "skip"] | Retry | DeadLetter
-"""An error policy: ``"raise"`` (default), ``"skip"``, :class:`Retry`, :class:`DeadLetter`."""
-
-
-def _check_policy(policy: object, name: str, *, allow_retry: bool = True) -> None:
-    kinds: tuple[type, ...] = (Retry, DeadLetter) if allow_retry else (DeadLetter,)
-    if policy in ("raise", "skip") or isinstance(policy, kinds):
-        return
-    accepted = (
-        '"raise", "skip", Retry(...) or DeadLetter(...)'
-        if allow_retry
-        else ('"raise", "skip" or DeadLetter(...)')
-    )
-    raise ConfigurationError(f"{name} must be {accepted}, got {policy!r}")
-
-
-# -- stats -----------------------------------------------------------------------------
-
-
-@final
-@dataclass(slots=True)
-class _Counters:
-    items_in: int = 0
-    items_out: int = 0
-    failed: int = 0
-    retried: int = 0
-    skipped: int = 0
-    dead_lettered: int = 0
-    seconds: float = 0.0
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class StageStats:
-    """A snapshot of one stage's counters.
-
-    Attributes:
-        name: The stage's name.
-        items_in: Items given to the stage (retries not counted twice).
-        items_out: Items the stage passed on.
-        failed: Items on which the stage finally failed (raised, skipped or dead-lettered).
-        retried: Retries made.
-        skipped: Failed items skipped by the ``"skip"`` policy.
-        dead_lettered: Failed items handed to a :class:`DeadLetter` callback.
-        seconds: Time spent inside the stage, in seconds.
-
-    .. versionadded:: 0.1
-    """
-
-    name: str
-    items_in: int = 0
-    items_out: int = 0
-    failed: int = 0
-    retried: int = 0
-    skipped: int = 0
-    dead_lettered: int = 0
-    seconds: float = field(default=0.0)
-
-
-# -- stages ----------------------------------------------------------------------------
-
-
-class Stage(ABC, Generic[In, Out]):
-    """One step of a :class:`Pipeline`: subclass it and write ``async def process(item)``.
-
-    ``process`` returns the output, ``None`` when nothing is passed on for this item (a
-    filter, or a batcher still filling up), or an async iterator (an async generator
-    method works) to pass on several outputs for one input.
-
-    A subclass need not call ``super().__init__()``: the name, error policy, concurrency
-    and counters then take their class-level defaults.
-
-    Args:
-        name: The name used in errors and stats; defaults to the class name.
-        on_error: The error policy (see :data:`OnError`); ``"raise"`` by default.
-        concurrency: How many items ``stream``/``process_many`` may give this stage at once
-            (output order is kept). Only for stages without per-item state.
-
-    Raises:
-        ConfigurationError: For a bad ``on_error`` or ``concurrency``.
-
-    .. versionadded:: 0.1
-    """
-
-    _name: str | None = None
-    _counters: _Counters | None = None
-    on_error: OnError = "raise"
-    concurrency: int = 1
-
-    def __init__(
-        self, *, name: str | None = None, on_error: OnError = "raise", concurrency: int = 1
-    ) -> None:
-        if name is not None and not isinstance(name, str):
-            raise ConfigurationTypeError(f"name must be a string, got {name!r}")
-        _check_policy(on_error, "on_error")
-        self._name = name
-        self.on_error = on_error
-        self.concurrency = require_positive_int("concurrency", concurrency)
-
-    @property
-    def name(self) -> str:
-        """The stage's name (the class name unless one was given)."""
-        return self._name or type(self).__name__
-
-    @name.setter
-    def name(self, value: str) -> None:
-        self._name = value
-
-    def _stats(self) -> _Counters:
-        counters = self._counters
-        if counters is None:
-            counters = self._counters = _Counters()
-        return counters
-
-    def stats(self) -> StageStats:
-        """A snapshot of this stage's counters."""
-        c = self._stats()
-        return StageStats(
-            self.name,
-            c.items_in,
-            c.items_out,
-            c.failed,
-            c.retried,
-            c.skipped,
-            c.dead_lettered,
-            c.seconds,
-        )
-
-    @abstractmethod
-    def process(self, item: In) -> Awaitable[Out | AsyncIterator[Out] | None] | AsyncIterator[Out]:
-        """Process one item.
-
-        Args:
-            item: The input.
-
-        Returns:
-            The output, ``None`` to pass nothing on, or an async iterator of outputs.
-        """
-
-    async def flush(self) -> Out | AsyncIterator[Out] | None:
-        """Called when the input ends: return what is still held back (``None`` by default)."""
-        return None
-
-    async def setup(self) -> None:
-        """Prepare the stage; run when the pipeline's context is first entered."""
-
-    async def cleanup(self) -> None:
-        """Release what ``setup`` took; run after the pipeline's context is last exited."""
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name!r}>"
-
-
-def _callable_name(fn: object) -> str:
-    return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn))
-
-
-@final
-class MapStage(Stage[In, Out]):
-    """A stage applying ``fn`` (sync or async) to every item.
-
-    Args:
-        fn: The function of one item.
-        name: Defaults to ``map(<fn name>)``.
-        on_error: The error policy.
-        concurrency: Items processed at once in ``stream``/``process_many``.
-
-    Raises:
-        ConfigurationTypeError: If ``fn`` is not callable.
-
-    .. versionadded:: 0.1
-    """
-
-    __slots__ = ("_fn", "_is_async")
-
-    @overload
-    def __init__(
-        self: MapStage[In, Out],
-        fn: Callable[[In], Awaitable[Out]],
-        *,
-        name: str | None = None,
-        on_error: OnError = "raise",
-        concurrency: int = 1,
-    ) -> None: ...
-    @overload
-    def __init__(
-        self: MapStage[In, Out],
-        fn: Callable[[In], Out],
-        *,
-        name: str | None = None,
-        on_error: OnError = "raise",
-        concurrency: int = 1,
-    ) -> None: ...
-    def __init__(
-        self,
-        fn: Callable[[In], Any],
-        *,
-        name: str | None = None,
-        on_error: OnError = "raise",
-        concurrency: int = 1,
-    ) -> None:
-        require_callable("fn", fn)
-        super().__init__(
-            name=name or f"map({_callable_name(fn)})", on_error=on_error, concurrency=concurrency
-        )
-        self._fn = fn
-        self._is_async = is_async_callable(fn)
-
-    async def process(self, item: In) -> Out:
-        """Return ``fn(item)``, awaited if ``fn`` is async."""
-        if self._is_async:
-            return await cast("Callable[[In], Awaitable[Out]]", self._fn)(item)
-        return cast("Callable[[In], Out]", self._fn)(item)
-
-
-@final
-class FilterStage(Stage[T, T]):
-    """A stage passing on the items for which ``predicate`` (sync or async) is true.
-
-    Args:
-        predicate: The test of one item.
-        name: Defaults to ``filter(<predicate name>)``.
-        on_error: The error policy.
-        concurrency: Items tested at once in ``stream``/``process_many``.
-
-    Raises:
-        ConfigurationTypeError: If ``predicate`` is not callable.
-
-    .. versionadded:: 0.1
-    """
-
-    __slots__ = ("_fn", "_is_async")
-
-    def __init__(
-        self,
-        predicate: Callable[[T], Any],
-        *,
-        name: str | None = None,
-        on_error: OnError = "raise",
-        concurrency: int = 1,
-    ) -> None:
-        require_callable("predicate", predicate)
-        super().__init__(
-            name=name or f"filter({_callable_name(predicate)})",
-            on_error=on_error,
-            concurrency=concurrency,
-        )
-        self._fn = predicate
-        self._is_async = is_async_callable(predicate)
-
-    async def process(self, item: T) -> T | None:
-        """Return ``item`` if the predicate holds, else ``None``."""
-        ok = self._fn(item)
-        if self._is_async:
-            ok = await ok
-        return item if ok else None
-
-
-class BatchStage(Stage[T, Out]):
-    """A stage gathering items into lists of ``batch_size`` and passing on ``process_batch(batch)``.
-
-    The last partial batch is processed when the input ends (:meth:`flush`). Override
-    :meth:`process_batch` or pass ``process_batch=``; by default the batch itself is passed on.
-
-    Args:
-        batch_size: Items per batch.
-        process_batch: A sync or async function of the batch (a list).
-        name: Defaults to the class name.
-        on_error: The error policy (a retried batch is processed again as a whole).
-
-    Raises:
-        ConfigurationError: If ``batch_size`` is not a positive integer.
-        ConfigurationTypeError: If ``process_batch`` is not callable.
-
-    .. versionadded:: 0.1
-    """
-
-    @overload
-    def __init__(
-        self: BatchStage[T, list[T]],
-        batch_size: int,
-        process_batch: None = None,
-        *,
-        name: str | None = None,
-        on_error: OnError = "raise",
-    ) -> None: ...
-    @overload
-    def __init__(
-        self: BatchStage[T, Out],
-        batch_size: int,
-        process_batch: Callable[[list[T]], Awaitable[Out]],
-        *,
-        name: str | None = None,
-        on_error: OnError = "raise",
-    ) -> None: ...
-    @overload
-    def __init__(
-        self: BatchStage[T, Out],
-        batch_size: int,
-        process_batch: Callable[[list[T]], Out],
-        *,
-        name: str | None = None,
-        on_error: OnError = "raise",
-    ) -> None: ...
-    def __init__(
-        self,
-        batch_size: int,
-        process_batch: Callable[[list[T]], Any] | None = None,
-        *,
-        name: str | None = None,
-        on_error: OnError = "raise",
-    ) -> None:
-        super().__init__(name=name, on_error=on_error)
-        self.batch_size = require_positive_int("batch_size", batch_size)
-        if process_batch is not None:
-            require_callable("process_batch", process_batch)
-        self._fn = process_batch
-        self._batch: list[T] = []
-
-    async def process_batch(self, batch: list[T]) -> Out:
-        """Turn one batch into the output passed on; returns the batch by default."""
-        if self._fn is None:
-            return cast("Out", batch)
-        return cast("Out", await call_maybe_async(self._fn, batch))
-
-    async def process(self, item: T) -> Out | None:
-        """Add ``item``; when the batch is full, return ``process_batch(batch)``."""
-        batch = self._batch
-        batch.append(item)
-        if len(batch) < self.batch_size:
-            return None
-        self._batch = []
-        return await self.process_batch(batch)
-
-    async def flush(self) -> Out | None:
-        """Process and return the partial batch, if any."""
-        if not self._batch:
-            return None
-        batch, self._batch = self._batch, []
-        return await self.process_batch(batch)
 
 
 # -- pipeline --------------------------------------------------------------------------
@@ -506,6 +110,44 @@ class _null:  # an async stand-in for contextlib.nullcontext
         return None
 
 
+def _grouped(error: Exception) -> PipelineErrorGroup:
+    """The one report of a pipeline call's failures, from a StageError or several of them.
+
+    The group holds the original exceptions (so ``except* ValueError`` works), each with a
+    note naming the stage and the item; it describes the first failure as a StageError.
+    """
+    if isinstance(error, PipelineErrorGroup):
+        return error
+    stage_errors = error.errors if isinstance(error, Failures) else [error]
+    originals: list[Exception] = []
+    for each in stage_errors:
+        cause = each.__cause__ if isinstance(each, StageError) else None
+        if not isinstance(cause, Exception):
+            originals.append(each)  # not a stage failure (a DeadLetter callback raised)
+            continue
+        stage_name = each.stage if isinstance(each, StageError) else None
+        item = each.item if isinstance(each, StageError) else None
+        cause.add_note(f"mtaio.data: in stage {stage_name!r}, item {_repr.repr(item)}")
+        originals.append(cause)
+    first = stage_errors[0]
+    message = str(first)
+    if len(originals) > 1:
+        message = f"{len(originals)} items failed in the pipeline; the first: {message}"
+    return PipelineErrorGroup(
+        message,
+        originals,
+        first.stage if isinstance(first, StageError) else None,
+        first.item if isinstance(first, StageError) else None,
+    )
+
+
+def _raise_grouped(error: Exception) -> NoReturn:
+    group = _grouped(error)
+    if group is error:
+        raise group
+    raise group from group.exceptions[0]
+
+
 def _stage_error(stage: Stage[Any, Any], item: object, exc: Exception) -> StageError:
     error = StageError(
         f"stage {stage.name!r} failed on item {_repr.repr(item)}: {type(exc).__name__}: {exc}",
@@ -559,12 +201,10 @@ class _Slot:
     async def failed(self, item: Any, exc: Exception) -> Any:
         policy = self.policy
         if isinstance(policy, Retry):
-            delay = policy.backoff
-            for _ in range(policy.attempts - 1):
+            for retry in range(policy.attempts - 1):
                 if not isinstance(exc, policy.retry_on):
                     break
-                await asyncio.sleep(delay)
-                delay = min(delay * policy.factor, policy.max_backoff)
+                await asyncio.sleep(policy.wait(retry))
                 self.counters.retried += 1
                 try:
                     return await _settle(self.call(item))
@@ -584,16 +224,19 @@ class _Slot:
 
 
 @final
-class Pipeline(Generic[In, Out]):
+class Pipeline(Generic[In, Out, Tail]):
     """A chain of :class:`Stage` objects that items flow through.
 
     ``async with pipeline:`` runs every stage's ``setup()`` on the first entry and
     ``cleanup()`` after the last exit; it may be entered by several tasks at once, and
     cleanup runs on error and on cancellation too. ``process`` also works outside it.
 
-    Errors: under the default ``"raise"`` policy a failing stage raises
-    :class:`~mtaio.exceptions.StageError` (a ``PipelineError``) whose ``stage`` and ``item``
-    name the stage and the item and whose ``__cause__`` is the original exception.
+    Errors: under the default ``"raise"`` policy a failing stage makes the call raise a
+    :class:`PipelineErrorGroup`: an exception group of every item that failed (one for
+    ``process``; with concurrent stages, every one that had failed when the pipeline
+    stopped), each original exception noted with its stage and item, so ``except*`` works.
+    The group is also a :class:`~mtaio.exceptions.StageError` whose ``stage``, ``item``
+    and ``__cause__`` describe the first failure.
 
     Args:
         buffer_size: 0 (default) runs items through the stages one at a time in the
@@ -616,7 +259,12 @@ class Pipeline(Generic[In, Out]):
 
     __slots__ = ("_buffer_size", "_lock", "_ready", "_slots", "_users")
 
-    def __init__(self, buffer_size: int = 0, *, stages: Iterable[Stage[Any, Any]] = ()) -> None:
+    def __init__(
+        self: Pipeline[In, Out, In],
+        buffer_size: int = 0,
+        *,
+        stages: Iterable[Stage[Any, Any]] = (),
+    ) -> None:
         self._buffer_size = require_non_negative_int("buffer_size", buffer_size)
         self._slots: list[_Slot] = []
         self._users = 0
@@ -637,12 +285,19 @@ class Pipeline(Generic[In, Out]):
 
     def add_stage(
         self,
-        stage: Stage[Any, New],
+        stage: Stage[Tail, New],
         *,
         on_error: OnError | None = None,
         concurrency: int | None = None,
-    ) -> Pipeline[In, New]:
+    ) -> Pipeline[In, Out, New]:
         """Append ``stage``; returns the pipeline, so calls chain.
+
+        Typed: in a chain that starts from ``Pipeline[In, Out]()``, each stage must accept
+        what the previous stage passes on (``In`` for the first one), and the result's third
+        type parameter is the stage's output: ``Pipeline[str, int]().add_stage(Parse())``
+        (``Parse`` a ``Stage[str, int]``) is a ``Pipeline[str, int, int]``, and adding a
+        ``Stage[int, int]`` first is a type error. The entry points return the declared
+        ``Out``.
 
         Args:
             stage: The stage.
@@ -662,7 +317,15 @@ class Pipeline(Generic[In, Out]):
         concurrency = stage.concurrency if concurrency is None else concurrency
         require_positive_int("concurrency", concurrency)
         self._slots.append(_Slot(stage, policy, concurrency))
-        return cast("Pipeline[In, New]", self)
+        return cast("Pipeline[In, Out, New]", self)
+
+    def __repr__(self) -> str:
+        stages = " -> ".join(
+            slot.stage.name if slot.concurrency == 1 else f"{slot.stage.name} x{slot.concurrency}"
+            for slot in self._slots
+        )
+        state = f" entered={self._users}" if self._users else ""
+        return f"<Pipeline [{stages}] buffer_size={self._buffer_size}{state}>"
 
     def stats(self) -> list[StageStats]:
         """Every stage's counters, in stage order."""
@@ -670,7 +333,7 @@ class Pipeline(Generic[In, Out]):
 
     # -- context ---------------------------------------------------------------------
 
-    async def __aenter__(self) -> Pipeline[In, Out]:
+    async def __aenter__(self) -> Self:
         self._users += 1
         try:
             async with self._lock:
@@ -713,7 +376,7 @@ class Pipeline(Generic[In, Out]):
     async def _cleanup(self, stages: list[Stage[Any, Any]], raise_errors: bool) -> None:
         # Every stage gets its cleanup, in reverse order, even if an earlier one fails or
         # the task is cancelled meanwhile; the cancellation is re-raised afterwards.
-        errors: list[Exception] = []
+        errors: list[tuple[str, Exception]] = []
         cancelled: asyncio.CancelledError | None = None
         for stage in reversed(stages):
             try:
@@ -722,11 +385,19 @@ class Pipeline(Generic[In, Out]):
                 cancelled = exc
             except Exception as exc:
                 logger.exception("cleanup of stage %r failed", stage.name)
-                errors.append(exc)
+                errors.append((stage.name, exc))
         if cancelled is not None:
             raise cancelled
         if errors and raise_errors:
-            raise PipelineError(f"cleanup of {len(errors)} stage(s) failed") from errors[0]
+            names = ", ".join(repr(name) for name, _ in errors)
+            for name, failure in errors:
+                failure.add_note(f"mtaio.data: in the cleanup of stage {name!r}")
+            group = PipelineErrorGroup(
+                f"cleanup of {len(errors)} stage(s) failed: {names}",
+                [failure for _, failure in errors],
+                errors[0][0],
+            )
+            raise group from errors[0][1]
 
     # -- processing ------------------------------------------------------------------
 
@@ -737,12 +408,16 @@ class Pipeline(Generic[In, Out]):
             The final output, or ``None`` when a stage passed nothing on.
 
         Raises:
-            StageError: When a stage fails under the ``"raise"`` policy.
+            PipelineErrorGroup: When a stage fails under the ``"raise"`` policy (also a
+                ``StageError``).
             PipelineError: When fan-out stages produced several outputs for this item (use
                 :meth:`process_all`).
         """
         out: list[Any] = []
-        await self._run(0, item, out)
+        try:
+            await self._run(0, item, out)
+        except StageError as error:
+            _raise_grouped(error)
         if not out:
             return None
         if len(out) > 1:
@@ -755,7 +430,10 @@ class Pipeline(Generic[In, Out]):
     async def process_all(self, item: In) -> list[Out]:
         """Run one item through every stage and return all its outputs (fan-out stages)."""
         out: list[Any] = []
-        await self._run(0, item, out)
+        try:
+            await self._run(0, item, out)
+        except StageError as error:
+            _raise_grouped(error)
         return out
 
     async def flush(self) -> list[Out]:
@@ -765,29 +443,35 @@ class Pipeline(Generic[In, Out]):
         after feeding items one by one with :meth:`process`.
         """
         out: list[Any] = []
-        await self._flush_from(0, out)
+        try:
+            await self._flush_from(0, out)
+        except StageError as error:
+            _raise_grouped(error)
         return out
 
     async def process_many(self, items: Iterable[In] | AsyncIterable[In]) -> list[Out]:
         """Run every item through the pipeline and return all outputs (``None`` results dropped)."""
-        if self._buffer_size or any(slot.concurrency > 1 for slot in self._slots):
-            async with aclosing(self.stream(items)) as results:
-                return [x async for x in results]
-        _check_items(items)
-        out: list[Any] = []
-        run = self._run
-        if hasattr(items, "__aiter__"):
-            it = cast("AsyncIterable[In]", items).__aiter__()
-            try:
-                async for item in it:
+        try:
+            if self._buffer_size or any(slot.concurrency > 1 for slot in self._slots):
+                async with aclosing(self.stream(items)) as results:
+                    return [x async for x in results]
+            _check_items(items)
+            out: list[Any] = []
+            run = self._run
+            if hasattr(items, "__aiter__"):
+                it = cast("AsyncIterable[In]", items).__aiter__()
+                try:
+                    async for item in it:
+                        await run(0, item, out)
+                finally:
+                    await aclose(it)
+            else:
+                for item in items:
                     await run(0, item, out)
-            finally:
-                await aclose(it)
-        else:
-            for item in items:
-                await run(0, item, out)
-        await self._flush_from(0, out)
-        return out
+            await self._flush_from(0, out)
+            return out
+        except (StageError, Failures) as error:
+            _raise_grouped(error)
 
     async def stream(self, items: Iterable[In] | AsyncIterable[In]) -> AsyncGenerator[Out, None]:
         """Yield outputs as they come; stages are flushed when ``items`` ends.
@@ -799,37 +483,40 @@ class Pipeline(Generic[In, Out]):
             ConfigurationTypeError: If ``items`` is not iterable.
         """
         _check_items(items)
-        if self._buffer_size or any(slot.concurrency > 1 for slot in self._slots):
-            gen = self._concurrent(items)
-            try:
-                async for each in gen:
-                    yield each
-            finally:
-                await gen.aclose()
-            return
-        out: list[Any] = []
-        push = self._run
-        if hasattr(items, "__aiter__"):
-            it = cast("AsyncIterable[In]", items).__aiter__()
-            try:
-                async for item in it:
+        try:
+            if self._buffer_size or any(slot.concurrency > 1 for slot in self._slots):
+                gen = self._concurrent(items)
+                try:
+                    async for each in gen:
+                        yield each
+                finally:
+                    await gen.aclose()
+                return
+            out: list[Any] = []
+            push = self._run
+            if hasattr(items, "__aiter__"):
+                it = cast("AsyncIterable[In]", items).__aiter__()
+                try:
+                    async for item in it:
+                        await push(0, item, out)
+                        if out:
+                            for each in out:
+                                yield each
+                            out.clear()
+                finally:
+                    await aclose(it)
+            else:
+                for item in items:
                     await push(0, item, out)
                     if out:
                         for each in out:
                             yield each
                         out.clear()
-            finally:
-                await aclose(it)
-        else:
-            for item in items:
-                await push(0, item, out)
-                if out:
-                    for each in out:
-                        yield each
-                    out.clear()
-        await self._flush_from(0, out)
-        for each in out:
-            yield each
+            await self._flush_from(0, out)
+            for each in out:
+                yield each
+        except (StageError, Failures) as error:
+            _raise_grouped(error)
 
     async def _run(self, index: int, item: Any, out: list[Any]) -> None:
         # The sequential engine's hot loop, the body of _Slot.apply inlined: per stage one
@@ -916,7 +603,9 @@ async def _source(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[An
 async def _run_slot(slot: _Slot, up: AsyncIterator[Any], buffer_size: int) -> AsyncIterator[Any]:
     """One stage as an async generator over its upstream (the concurrent engine)."""
     if slot.concurrency > 1:
-        up = ordered_map(up, slot.apply, slot.concurrency, slot.concurrency + buffer_size)
+        up = ordered_map(
+            up, slot.apply, slot.concurrency, slot.concurrency + buffer_size, collect=True
+        )
         try:
             async for result in up:
                 if result is _DROP:

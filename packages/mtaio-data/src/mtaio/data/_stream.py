@@ -3,17 +3,19 @@
 Speed: consecutive ``map``/``filter`` calls are *fused*: they are kept as a list of steps and
 run by one loop compiled for that exact chain (the way ``dataclasses`` builds ``__init__``),
 so a chain of N steps costs one generator frame per item, not N. Terminals (``reduce``,
-``to_list``, ``count``, ``first``) inline their accumulation into that loop as well. Over a
-synchronous source with synchronous steps the chain is composed from the builtin ``map`` and
-``filter``, which run at C speed. The other operators are async generators over the stream
-they were called on.
+``to_list``, ``count``, ``first``, ``last``) inline their accumulation into that loop as
+well. Over a synchronous source with synchronous steps the chain is composed from the
+builtin ``map`` and ``filter``, which run at C speed. The other operators are async
+generators over the stream they were called on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import functools
 import itertools
+import math
 from collections import deque
 from collections.abc import (
     AsyncIterable,
@@ -27,6 +29,7 @@ from collections.abc import (
 from typing import Any, Final, Generic, TypeVar, cast, overload
 
 from mtaio.exceptions import (
+    ConfigurationError,
     ConfigurationTypeError,
     StreamError,
     require_callable,
@@ -34,6 +37,7 @@ from mtaio.exceptions import (
     require_positive,
     require_positive_int,
 )
+from mtaio.exceptions import TimeoutError as MTAIOTimeoutError
 from mtaio.typing import is_async_callable
 
 from ._aio import END, aclose, buffered, cancel_and_wait, next_or_end, ordered_map
@@ -41,6 +45,9 @@ from ._aio import END, aclose, buffered, cancel_and_wait, next_or_end, ordered_m
 T = TypeVar("T")
 U = TypeVar("U")
 A = TypeVar("A")
+B = TypeVar("B")
+C = TypeVar("C")
+D = TypeVar("D")
 
 _MISSING: Final[Any] = object()
 
@@ -59,6 +66,10 @@ _SINKS: Final = {
     "list": ("", "out = []; append = out.append", "append(x)", "return out"),
     "reduce": (", red, acc", "", "acc = red(acc, x)", "return acc"),
     "areduce": (", red, acc", "", "acc = await red(acc, x)", "return acc"),
+    # No initial value: the first item starts the fold (acc enters as the MISSING marker).
+    "reduce1": (", red, acc", "", "acc = x if acc is M else red(acc, x)", "return acc"),
+    "areduce1": (", red, acc", "", "acc = x if acc is M else await red(acc, x)", "return acc"),
+    "last": (", acc", "", "acc = x", "return acc"),
     "count": ("", "n = 0", "n += 1", "return n"),
     "first": (", default", "", "return x", "return default"),
 }
@@ -90,11 +101,44 @@ def _compile(is_async: bool, kinds: tuple[str, ...], sink: str) -> Callable[...,
         "    finally:",
         f"        {close}",
     ]
-    namespace: dict[str, Any] = {}
+    namespace: dict[str, Any] = {"M": _MISSING}
     exec("\n".join(lines), namespace)  # the code is built from the constants above
     compiled: Callable[..., Any] = namespace["_run"]
     _COMPILED[key] = compiled
     return compiled
+
+
+class _OneShot:
+    """A source that can be read once (an iterator, a generator): a second read raises.
+
+    Without this, iterating such a stream a second time silently yields nothing. It hands
+    out the iterator itself, so reading it costs nothing per item.
+    """
+
+    __slots__ = ("it", "used")
+
+    def __init__(self, it: Any) -> None:
+        self.it = it
+        self.used = False
+
+    def _take(self) -> Any:
+        if self.used:
+            raise StreamError(
+                f"this stream's source {self.it!r} is a one-shot iterator and was already "
+                "read; build the stream from a re-iterable source (a list, a range) to read it "
+                "again"
+            )
+        self.used = True
+        return self.it
+
+    def __iter__(self) -> Any:
+        return iter(self._take())
+
+    def __aiter__(self) -> Any:
+        return self._take().__aiter__()
+
+    def __repr__(self) -> str:
+        return repr(self.it)
 
 
 class _Gen:
@@ -122,7 +166,9 @@ class Stream(Generic[T]):
     Nothing runs until the stream is iterated. Every operator returns a new stream of the
     same class (so subclasses keep their own methods through a chain) and leaves the
     original unchanged; each function in a chain is called exactly once per item that
-    reaches it. A stream over a re-iterable source (a list, a range) can be iterated again.
+    reaches it. A stream over a re-iterable source (a list, a range) can be iterated again;
+    one over a one-shot source (a generator, an iterator) raises :class:`StreamError` when
+    read a second time, through it or through any stream derived from it.
 
     Functions given to operators may be sync or async (``async def`` callables are awaited).
     A sync function returning an awaitable is not awaited: declare it ``async``.
@@ -151,13 +197,15 @@ class Stream(Generic[T]):
     def __init__(self, source: Iterable[T] | AsyncIterable[T]) -> None:
         if hasattr(source, "__aiter__"):
             is_async = True
+            one_shot = hasattr(source, "__anext__")
         elif hasattr(source, "__iter__"):
             is_async = False
+            one_shot = hasattr(source, "__next__")
         else:
             raise ConfigurationTypeError(
                 f"source must be an iterable or an async iterable, got {source!r}"
             )
-        self._source = source
+        self._source = _OneShot(source) if one_shot else source
         self._steps = ()
         self._async = is_async
 
@@ -301,6 +349,31 @@ class Stream(Generic[T]):
         fn, is_async = _function("predicate", predicate)
         return self._then(_take_while, fn, is_async)
 
+    def skip_while(self, predicate: Callable[[T], Any]) -> Stream[T]:
+        """Drop items while ``predicate`` (sync or async) is true, then pass on all the rest.
+
+        Raises:
+            ConfigurationTypeError: If ``predicate`` is not callable.
+        """
+        fn, is_async = _function("predicate", predicate)
+        return self._then(_skip_while, fn, is_async)
+
+    @overload
+    def scan(self, fn: Callable[[T, T], T | Awaitable[T]]) -> Stream[T]: ...
+    @overload
+    def scan(self, fn: Callable[[A, T], A | Awaitable[A]], initial: A) -> Stream[A]: ...
+    def scan(self, fn: Callable[[Any, T], Any], initial: Any = _MISSING) -> Stream[Any]:
+        """Every intermediate value of :meth:`reduce`, as ``itertools.accumulate`` gives them.
+
+        Without ``initial`` the first item is passed on as is and starts the fold; with it,
+        ``initial`` is passed on first.
+
+        Raises:
+            ConfigurationTypeError: If ``fn`` is not callable.
+        """
+        fn, is_async = _function("fn", fn)
+        return self._then(_scan, fn, is_async, initial)
+
     def distinct(self, key: Callable[[T], Hashable] | None = None) -> Stream[T]:
         """Drop items already seen (compared by ``key(item)``, or the item itself).
 
@@ -314,7 +387,13 @@ class Stream(Generic[T]):
         return self._then(_distinct, key)
 
     def enumerate(self, start: int = 0) -> Stream[tuple[int, T]]:
-        """Pair every item with its index: ``(start, item0), (start + 1, item1), ...``."""
+        """Pair every item with its index: ``(start, item0), (start + 1, item1), ...``.
+
+        Raises:
+            ConfigurationTypeError: If ``start`` is not an integer.
+        """
+        if isinstance(start, bool) or not isinstance(start, int):
+            raise ConfigurationTypeError(f"start must be an integer, got {start!r}")
         return self._then(_enumerate, start)
 
     # -- grouping ------------------------------------------------------------------------
@@ -363,11 +442,27 @@ class Stream(Generic[T]):
         """Let at most ``rate`` items through per ``per`` seconds, evenly spaced; never drops.
 
         Raises:
-            ConfigurationError: If ``rate`` or ``per`` is not positive.
+            ConfigurationError: If ``rate`` is not positive, or ``per`` is not a positive
+                finite number (an infinite period would never let an item through).
         """
         require_positive("rate", rate)
-        require_positive("per", per)
+        if require_positive("per", per) == math.inf:
+            raise ConfigurationError("per must be a finite number of seconds, got inf")
         return self._then(_throttle, per / rate)
+
+    def timeout(self, seconds: float) -> Stream[T]:
+        """Fail if the next item takes longer than ``seconds`` (loop time) to arrive.
+
+        Each item, the first included, must come within ``seconds`` of the previous one (of
+        the start of the iteration for the first); the time the consumer takes between two
+        items does not count.
+
+        Raises:
+            ConfigurationError: If ``seconds`` is not positive.
+            TimeoutError: ``mtaio.exceptions.TimeoutError`` (also the builtin), from the
+                iteration, when an item is late; the source is closed.
+        """
+        return self._then(_timeout, require_positive("seconds", seconds))
 
     def debounce(self, seconds: float) -> Stream[T]:
         """Emit an item only once ``seconds`` pass without a newer one (the last is flushed).
@@ -394,8 +489,28 @@ class Stream(Generic[T]):
         """Interleave this stream with ``others`` in arrival order; ends when all end."""
         return self._then(_merge, [_as_stream(o, "others") for o in others])
 
+    @overload
+    def zip(self, other: Iterable[B] | AsyncIterable[B], /) -> Stream[tuple[T, B]]: ...
+    @overload
+    def zip(
+        self, other: Iterable[B] | AsyncIterable[B], other2: Iterable[C] | AsyncIterable[C], /
+    ) -> Stream[tuple[T, B, C]]: ...
+    @overload
+    def zip(
+        self,
+        other: Iterable[B] | AsyncIterable[B],
+        other2: Iterable[C] | AsyncIterable[C],
+        other3: Iterable[D] | AsyncIterable[D],
+        /,
+    ) -> Stream[tuple[T, B, C, D]]: ...
+    @overload
+    def zip(self, *others: Iterable[Any] | AsyncIterable[Any]) -> Stream[tuple[Any, ...]]: ...
     def zip(self, *others: Iterable[Any] | AsyncIterable[Any]) -> Stream[tuple[Any, ...]]:
-        """Tuples of one item from this stream and each of ``others``; ends with the shortest."""
+        """Tuples of one item from this stream and each of ``others``; ends with the shortest.
+
+        Typed for up to three others: ``Stream[int].zip(["a"])`` is a
+        ``Stream[tuple[int, str]]``.
+        """
         return self._then(_zip, [_as_stream(o, "others") for o in others])
 
     def concat(self, *others: Iterable[T] | AsyncIterable[T]) -> Stream[T]:
@@ -404,17 +519,35 @@ class Stream(Generic[T]):
 
     # -- terminals -----------------------------------------------------------------------
 
-    async def reduce(self, fn: Callable[[A, T], A | Awaitable[A]], initial: A) -> A:
-        """Fold the stream with ``fn(accumulator, item)`` (sync or async), from ``initial``.
+    @overload
+    async def reduce(self, fn: Callable[[T, T], T | Awaitable[T]]) -> T: ...
+    @overload
+    async def reduce(self, fn: Callable[[A, T], A | Awaitable[A]], initial: A) -> A: ...
+    async def reduce(self, fn: Callable[[Any, T], Any], initial: Any = _MISSING) -> Any:
+        """Fold the stream with ``fn(accumulator, item)`` (sync or async), as ``functools.reduce``.
+
+        Without ``initial`` the first item starts the fold.
+
+        Args:
+            fn: A function of the accumulator and the next item.
+            initial: The accumulator's first value.
+
+        Returns:
+            The last accumulator (``initial`` for an empty stream).
 
         Raises:
             ConfigurationTypeError: If ``fn`` is not callable.
+            TypeError: If the stream is empty and no ``initial`` was given.
         """
         fn, is_async = _function("fn", fn)
         if not self._async and not is_async and all(k in ("map", "filter") for k, _ in self._steps):
-            return cast("A", self._sync_reduce(fn, initial))
-        run, args = self._plan("areduce" if is_async else "reduce")
-        return cast("A", await run(*args, fn, initial))
+            return self._sync_reduce(fn, initial)
+        sink = "areduce" if is_async else "reduce"
+        run, args = self._plan(sink if initial is not _MISSING else sink + "1")
+        result = await run(*args, fn, initial)
+        if result is _MISSING:
+            raise TypeError("reduce() of an empty stream with no initial value")
+        return result
 
     def _sync_reduce(self, fn: Callable[..., Any], initial: Any) -> Any:
         base = iter(self._source)
@@ -422,6 +555,15 @@ class Stream(Generic[T]):
         for kind, f in self._steps:
             chain = map(f, chain) if kind == "map" else filter(f, chain)
         try:
+            if initial is _MISSING:
+                try:
+                    return functools.reduce(fn, chain)
+                except TypeError as error:
+                    if "empty" in str(error):
+                        raise TypeError(
+                            "reduce() of an empty stream with no initial value"
+                        ) from None
+                    raise
             return functools.reduce(fn, chain, initial)
         finally:
             close = getattr(base, "close", None)
@@ -438,11 +580,15 @@ class Stream(Generic[T]):
         run, args = self._plan("count")
         return cast("int", await run(*args))
 
-    async def first(self, default: Any = _MISSING) -> T:
+    @overload
+    async def first(self) -> T: ...
+    @overload
+    async def first(self, default: D) -> T | D: ...
+    async def first(self, default: Any = _MISSING) -> Any:
         """The first item (the source is closed after it).
 
         Args:
-            default: Returned when the stream is empty.
+            default: Returned when the stream is empty (``first(None)`` is ``T | None``).
 
         Raises:
             StreamError: If the stream is empty and no ``default`` was given.
@@ -451,7 +597,26 @@ class Stream(Generic[T]):
         result = await run(*args, default)
         if result is _MISSING:
             raise StreamError("first() on an empty stream (pass default= to allow it)")
-        return cast("T", result)
+        return result
+
+    @overload
+    async def last(self) -> T: ...
+    @overload
+    async def last(self, default: D) -> T | D: ...
+    async def last(self, default: Any = _MISSING) -> Any:
+        """The last item (the whole stream is read).
+
+        Args:
+            default: Returned when the stream is empty.
+
+        Raises:
+            StreamError: If the stream is empty and no ``default`` was given.
+        """
+        run, args = self._plan("last")
+        result = await run(*args, default)
+        if result is _MISSING:
+            raise StreamError("last() on an empty stream (pass default= to allow it)")
+        return result
 
 
 async def _sync_list(chain: Iterator[Any], base: Iterator[Any]) -> list[Any]:
@@ -544,6 +709,64 @@ async def _take_while(
                 ok = await ok
             if not ok:
                 return
+            yield item
+    finally:
+        await aclose(it)
+
+
+async def _skip_while(
+    up: Stream[Any], fn: Callable[[Any], Any], is_async: bool
+) -> AsyncIterator[Any]:
+    it = up.__aiter__()
+    try:
+        async for item in it:
+            ok = fn(item)
+            if is_async:
+                ok = await ok
+            if not ok:
+                yield item
+                break
+        async for item in it:
+            yield item
+    finally:
+        await aclose(it)
+
+
+async def _scan(
+    up: Stream[Any], fn: Callable[[Any, Any], Any], is_async: bool, acc: Any
+) -> AsyncIterator[Any]:
+    it = up.__aiter__()
+    try:
+        if acc is not _MISSING:
+            yield acc
+        async for item in it:
+            if acc is _MISSING:
+                acc = item
+            else:
+                acc = fn(acc, item)
+                if is_async:
+                    acc = await acc
+            yield acc
+    finally:
+        await aclose(it)
+
+
+async def _timeout(up: Stream[Any], seconds: float) -> AsyncIterator[Any]:
+    it = up.__aiter__()
+    try:
+        while True:
+            scope = asyncio.timeout(seconds)
+            try:
+                async with scope:
+                    item = await it.__anext__()
+            except StopAsyncIteration:
+                return
+            except builtins.TimeoutError as error:
+                if scope.expired():
+                    raise MTAIOTimeoutError(
+                        f"no item within {seconds} s", timeout=seconds
+                    ) from error
+                raise
             yield item
     finally:
         await aclose(it)
