@@ -388,7 +388,6 @@ class CacheNode:
         return False
 
     def _drop(self, client: Client, why: str) -> None:
-        self._dropped += 1
         client.abort(why)
         self._release(client)
 
@@ -466,6 +465,7 @@ class CacheNode:
         finally:
             self._clients.pop(task, None)
             self._release(client)
+            self._dropped += client.dropped
             writer.close()
         # A client that stopped reading must not keep its unsent replies forever.
         with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError, TimeoutError):

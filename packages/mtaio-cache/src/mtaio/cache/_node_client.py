@@ -46,6 +46,7 @@ class Client:
         "channels",
         "closed",
         "connected_at",
+        "dropped",
         "id",
         "max_output",
         "name",
@@ -80,6 +81,7 @@ class Client:
         self.name = b""
         self.quit = False
         self.closed = False
+        self.dropped = False  # closed by the node for passing a limit
         self.busy = False  # between reading a batch and flushing its replies
         self.out: list[bytes] = []
         self.out_size = 0
@@ -100,9 +102,9 @@ class Client:
         return len(self.channels) + len(self.patterns)
 
     def abort(self, why: str) -> None:
-        """Drop the connection at once, pending output included."""
+        """Drop the connection at once, pending output included (a limit was passed)."""
         if not self.closed:
-            self.closed = True
+            self.closed = self.dropped = True
             self.out.clear()
             self.out_size = 0
             _log.info("cache node client %d disconnected: %s", self.id, why)
