@@ -108,6 +108,8 @@ async def test_more_commands(client: aioredis.Redis, clock: ManualClock) -> None
         await client.execute_command("PERSIST")  # type: ignore[no-untyped-call]
     with pytest.raises(ResponseError, match="not an integer"):
         await client.execute_command("SCAN", "0", "COUNT", "x")  # type: ignore[no-untyped-call]
+    with pytest.raises(ResponseError, match="pattern longer than"):
+        await client.scan(0, match="?" * (16 * 1024 + 1))
     await client.set("k", b"v")
     assert await client.execute_command("SCAN", "0", "TYPE", "string", "MATCH", "*")  # type: ignore[no-untyped-call]
     assert await client.set("k", b"w", keepttl=True, get=True) == b"v"

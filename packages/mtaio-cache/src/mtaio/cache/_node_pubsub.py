@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final, final
 
-from ._node_glob import GlobPattern
+from ._node_glob import GlobPattern, pattern_error
 from ._node_keyspace import arity
 from ._resp import Reply, RespError, encode_reply
 
@@ -108,6 +108,10 @@ class PubSub:
         if len(cmd) < 2:
             return arity("psubscribe")
         for pattern in cmd[1:]:
+            error = pattern_error(pattern)
+            if error is not None:
+                return RespError(error)
+        for pattern in cmd[1:]:
             if pattern not in client.patterns:
                 client.patterns[pattern] = None
                 entry = self.patterns.get(pattern)
@@ -144,6 +148,9 @@ class PubSub:
     async def pubsub(self, client: Client, cmd: list[bytes]) -> Reply:
         sub = cmd[1].upper() if len(cmd) > 1 else b""
         if sub == b"CHANNELS" and len(cmd) <= 3:
+            error = pattern_error(cmd[2]) if len(cmd) == 3 else None
+            if error is not None:
+                return RespError(error)
             glob = GlobPattern(cmd[2]) if len(cmd) == 3 and cmd[2] != b"*" else None
             return [c for c in self.channels if glob is None or glob.match(c)]
         if sub == b"NUMSUB":
