@@ -157,14 +157,14 @@ async def test_pushes_keep_their_order_and_are_capped() -> None:
     client, transport = fake_client()
     client.busy = True
     client.queue(b"+OK\r\n")
-    client.push(b"push")  # after the reply already produced
+    assert client.push(b"push")  # after the reply already produced
     assert client.out == [b"+OK\r\n", b"push"] and not transport.written
     client.busy = False
     client.push(b"now")
     assert transport.written == [b"now"]
     client.push(b"x" * 1000)
     assert transport.aborted and client.closed and client.dropped
-    client.push(b"ignored")
+    assert not client.push(b"ignored")
     assert len(transport.written) == 2
     assert repr(client) == "<Client 1>"
 
