@@ -500,11 +500,12 @@ class CacheNode:
                 error = parser.error
             if not self._account(client):
                 return
-            if parser.partial:
-                if client.partial_since is None:
-                    client.partial_since = loop.time()
-            else:
+            # The clock runs from the first byte of a request that is still incomplete: a
+            # client trickling one request times out, one streaming many does not.
+            if commands or not parser.partial:
                 client.partial_since = None
+            if parser.partial and client.partial_since is None:
+                client.partial_since = loop.time()
             client.busy = True
             try:
                 for command in commands:
