@@ -150,6 +150,7 @@ def test_hostile_patterns_cost_linear_time() -> None:
 
 
 def test_patterns_are_capped() -> None:
+    assert repr(GlobPattern(b"a*")) == "GlobPattern(b'a*')"
     assert pattern_error(b"*" * MAX_PATTERN) is None
     assert "longer than" in str(pattern_error(b"*" * (MAX_PATTERN + 1)))
 

@@ -253,9 +253,8 @@ class GlobPattern:
             mask = masks.get(byte)
             if mask is None:
                 mask = self._mask(byte)
+            # The prefix matched already, so the first star's state never dies: no exit.
             state = ((state << 1) & mask) | (state & star)
-            if not state:
-                return False
         return bool(state & self._accept)
 
 
