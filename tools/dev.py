@@ -54,6 +54,7 @@ CHECKS: list[tuple[str, list[list[str]]]] = [
 # pytest's closing line, with or without -q: "=== 3 passed, 2 skipped in 1.20s ===".
 _PYTEST_TOTALS = re.compile(r"^=*\s*((?:\d+ [a-z]+(?:, )?)+) in [\d.]+s\b")
 _PYTEST_COUNT = re.compile(r"(\d+) ([a-z]+)")
+_SINGULAR = {"errors": "error", "warnings": "warning"}
 
 
 def _hatch_ok(exe: str) -> bool:
@@ -121,18 +122,18 @@ def python_env() -> tuple[dict[str, str], list[str]]:
 
 def _run_counting(cmd: list[str], env: dict[str, str], totals: Counter[str]) -> int:
     """Run ``cmd``, echo its output, and add pytest's closing counts to ``totals``."""
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        sys.stdout.write(line)
-        sys.stdout.flush()
-        match = _PYTEST_TOTALS.match(line.strip())
-        if match:
-            for number, word in _PYTEST_COUNT.findall(match.group(1)):
-                totals["error" if word == "errors" else word] += int(number)
-    return proc.wait()
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            match = _PYTEST_TOTALS.match(line.strip())
+            if match:
+                for number, word in _PYTEST_COUNT.findall(match.group(1)):
+                    totals[_SINGULAR.get(word, word)] += int(number)
+    return proc.returncode
 
 
 def check(exe: str) -> int:
