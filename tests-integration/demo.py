@@ -229,6 +229,13 @@ class Charge(Stage[Order, Order]):
     async def _attempt(self, order: Order) -> str:
         deadline = time.monotonic() + self._patience
         while True:
+            if self._breaker.state is CircuitState.OPEN:
+                # No call can go through: wait without spending the downstream's rate.
+                self._tally.breaker_waits += 1
+                if time.monotonic() >= deadline:
+                    raise CircuitBreakerError("the payment service stayed down")
+                await asyncio.sleep(0.05)
+                continue
             await self._rate.acquire()
             try:
                 async with self._slots:
@@ -324,7 +331,7 @@ async def run(args: argparse.Namespace, emitter: EventEmitter | None = None) -> 
     notifications: Channel[Order] = Channel("notifications")
     monitor = ResourceMonitor(interval=0.5)
     profiler = Profiler()
-    outage = (args.duration * 0.4, args.duration * 0.55)
+    outage = (args.duration * 0.4, args.duration * 0.6)
     # Open for longer than the outage lasts: the breaker trips once per outage, and its
     # first trial finds the service back (so the trips do not depend on timing).
     breaker = CircuitBreaker(
