@@ -226,10 +226,14 @@ class Charge(Stage[Order, Order]):
         self._patience = patience
         self._open_seen = False
 
+    def _breaker_open(self) -> bool:
+        # A method, not an inline test: the state changes across awaits.
+        return self._breaker.state is CircuitState.OPEN
+
     async def _attempt(self, order: Order) -> str:
         deadline = time.monotonic() + self._patience
         while True:
-            if self._breaker.state is CircuitState.OPEN:
+            if self._breaker_open():
                 # No call can go through: wait without spending the downstream's rate.
                 self._tally.breaker_waits += 1
                 if time.monotonic() >= deadline:
@@ -243,7 +247,7 @@ class Charge(Stage[Order, Order]):
             except (ServiceUnavailable, CircuitBreakerError) as error:
                 if isinstance(error, CircuitBreakerError):
                     self._tally.breaker_waits += 1
-                elif self._breaker.state is CircuitState.OPEN and not self._open_seen:
+                elif self._breaker_open() and not self._open_seen:
                     # One trip per open period: calls already in flight when it opened
                     # fail after it and would count again in the breaker's own stats.
                     self._open_seen = True
