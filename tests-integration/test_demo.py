@@ -59,6 +59,12 @@ def name(server: RedisServer) -> str:
     return f"{server.host}:{server.port}"
 
 
+def on_redis(demo: ModuleType, servers: list[RedisServer], duration: str) -> Any:
+    """The demo's arguments for a short quiet run on ``servers``."""
+    urls = [arg for server in servers for arg in ("--redis", url(server))]
+    return demo.parse_args(["--duration", duration, "--rate", "100", "--quiet", *urls])
+
+
 def check_adds_up(summary: dict[str, Any]) -> None:
     orders = summary["orders"]
     assert orders["emitted"] == orders["completed"] + orders["failed"] + orders["rejected"]
@@ -122,10 +128,7 @@ async def test_a_redis_node_down_at_the_start_is_reported(
 ) -> None:
     up, down = redis_pair
     down.kill()
-    args = demo.parse_args(
-        ["--duration", "1", "--rate", "100", "--quiet", "--redis", url(up), "--redis", url(down)]
-    )
-    summary = await demo.run(args)
+    summary = await demo.run(on_redis(demo, [up, down], "1"))
 
     check_adds_up(summary)
     assert f"Redis node {url(down)} is down at the start" in summary["problems"]
@@ -146,11 +149,7 @@ async def test_redis_nodes_dying_mid_run_fall_back_to_the_database(
         loop.call_later(0.4, redis_pair[0].kill)
         loop.call_later(0.7, redis_pair[1].kill)
 
-    args = demo.parse_args(
-        ["--duration", "1.2", "--rate", "100", "--quiet"]
-        + [arg for server in redis_pair for arg in ("--redis", url(server))]
-    )
-    summary = await demo.run(args, emitter)
+    summary = await demo.run(on_redis(demo, redis_pair, "1.2"), emitter)
 
     check_adds_up(summary)
     assert summary["cache"]["distributed tier errors"] >= 1
@@ -172,11 +171,7 @@ async def test_redis_nodes_down_before_the_clean_up_keep_the_summary(
         for server in redis_pair:
             server.kill()
 
-    args = demo.parse_args(
-        ["--duration", "0.8", "--rate", "100", "--quiet"]
-        + [arg for server in redis_pair for arg in ("--redis", url(server))]
-    )
-    summary = await demo.run(args, emitter)
+    summary = await demo.run(on_redis(demo, redis_pair, "0.8"), emitter)
 
     check_adds_up(summary)
     assert summary["cache"]["distributed tier errors"] == 0  # they were up for the whole run
