@@ -175,9 +175,10 @@ class LayeredProfiles:
 
     def _remote_failed(self, error: CacheError) -> None:
         self._tally.cache_errors += 1
-        self._tally.problem(
-            f"distributed cache unavailable, falling back to the database ({error})"
-        )
+        if self._tally.cache_errors == 1:  # reported once; the summary counts the rest
+            self._tally.problem(
+                f"distributed cache unavailable, falling back to the database ({error})"
+            )
 
 
 class Validate(Stage[Order, Order]):
