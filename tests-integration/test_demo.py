@@ -1,12 +1,23 @@
-"""The demo runs on embedded defaults and its figures add up."""
+"""The demo runs on embedded defaults, its figures add up, and it survives Redis nodes dying.
 
+Nodes go down for real: redis-server processes killed (SIGKILL) before the run, in the middle
+of it, and after the last order, before the final clean-up that used to raise.
+"""
+
+import asyncio
 import importlib.util
+import os
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+
+from mtaio.cache.testing import RedisServer, find_redis_server
+from mtaio.events import EventEmitter
 
 DEMO = Path(__file__).parent / "demo.py"
 
@@ -22,26 +33,213 @@ def demo() -> ModuleType:
     return module
 
 
+@pytest.fixture
+def redis_pair() -> Iterator[list[RedisServer]]:
+    """Two redis-server processes on free loopback ports, killed after the test."""
+    if find_redis_server() is None:
+        reason = "redis-server is not installed: the demo's node-failure tests need it"
+        if os.environ.get("MTAIO_REQUIRE_REDIS") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    servers = [RedisServer(), RedisServer()]
+    try:
+        for server in servers:
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            server.kill()
+
+
+def url(server: RedisServer) -> str:
+    return f"redis://{server.host}:{server.port}"
+
+
+def name(server: RedisServer) -> str:
+    return f"{server.host}:{server.port}"
+
+
+def on_redis(demo: ModuleType, servers: list[RedisServer], duration: str) -> Any:
+    """The demo's arguments for a short quiet run on ``servers``."""
+    urls = [arg for server in servers for arg in ("--redis", url(server))]
+    return demo.parse_args(["--duration", duration, "--rate", "100", "--quiet", *urls])
+
+
+def check_adds_up(summary: dict[str, Any]) -> None:
+    orders = summary["orders"]
+    assert orders["emitted"] == orders["completed"] + orders["failed"] + orders["rejected"]
+    assert sum(summary["notifications"].values()) == orders["emitted"]
+    cache = summary["cache"]
+    assert cache["lookups"] == orders["emitted"] - orders["rejected"]
+
+
 async def test_a_short_run_on_embedded_nodes_adds_up(demo: ModuleType) -> None:
     args = demo.parse_args(["--duration", "1.5", "--rate", "120", "--quiet", "--seed", "3"])
     summary: dict[str, Any] = await demo.run(args)
 
     orders = summary["orders"]
-    assert orders["emitted"] > 50
-    assert orders["emitted"] == orders["completed"] + orders["failed"] + orders["rejected"]
+    assert orders["emitted"] == 180  # rate x duration
+    check_adds_up(summary)
     assert orders["rejected"] >= 1  # about 2% of the orders are malformed
-    assert sum(summary["notifications"].values()) == orders["emitted"]
     assert summary["notifications"]["order.completed"] == orders["completed"]
     cache = summary["cache"]
-    assert cache["lookups"] == orders["emitted"] - orders["rejected"]
     assert cache["local hit rate"] + cache["distributed hit rate"] <= 1.0
     assert cache["loads from the database"] >= 1
-    assert len(cache["distributed nodes"]) == 2
-    assert all(node["up"] for node in cache["distributed nodes"].values())
-    assert summary["payments"]["calls"] >= orders["completed"]
+    assert cache["distributed tier errors"] == 0
+    assert len(summary["nodes"]) == 2
+    assert all(node["up"] for node in summary["nodes"].values())
+    payments = summary["payments"]
+    assert payments["calls"] >= orders["completed"]
+    assert payments["breaker trips"] == 1  # the outage in the middle of the run
+    assert payments["outage errors"] >= 5
+    assert summary["problems"] == []
     assert summary["profile"]["order"]["count"] == orders["emitted"]
     assert summary["system"]["requests"] == orders["emitted"]
     assert summary["storage"].startswith("2 embedded CacheNodes")
+
+
+def _counts(summary: dict[str, Any]) -> dict[str, Any]:
+    payments = summary["payments"]
+    return {
+        "orders": summary["orders"],
+        "declined": payments["declined cards"],
+        "transient": payments["transient errors (retried)"],
+        "trips": payments["breaker trips"],
+    }
+
+
+async def test_the_seed_decides_the_counts(demo: ModuleType) -> None:
+    def args(seed: int) -> Any:
+        return demo.parse_args(["--duration", "1", "--rate", "150", "--quiet", "--seed", str(seed)])
+
+    first = _counts(await demo.run(args(11)))
+    again = _counts(await demo.run(args(11)))
+    other = _counts(await demo.run(args(12)))
+
+    assert first == again
+    assert first["trips"] == 1
+    assert other != first
+    assert other["orders"]["emitted"] == first["orders"]["emitted"] == 150
+
+
+@pytest.mark.redis
+async def test_a_redis_node_down_at_the_start_is_reported(
+    demo: ModuleType, redis_pair: list[RedisServer]
+) -> None:
+    up, down = redis_pair
+    down.kill()
+    summary = await demo.run(on_redis(demo, [up, down], "1"))
+
+    check_adds_up(summary)
+    assert f"Redis node {url(down)} is down at the start" in summary["problems"]
+    assert summary["nodes"][name(up)]["up"]
+    assert summary["nodes"][name(down)]["errors"] >= 1
+    assert summary["orders"]["completed"] > 0
+
+
+@pytest.mark.redis
+async def test_redis_nodes_dying_mid_run_fall_back_to_the_database(
+    demo: ModuleType, redis_pair: list[RedisServer]
+) -> None:
+    emitter = EventEmitter()
+
+    @emitter.on("demo.started")
+    async def kill_later(event: Any) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.4, redis_pair[0].kill)
+        loop.call_later(0.7, redis_pair[1].kill)
+
+    summary = await demo.run(on_redis(demo, redis_pair, "1.2"), emitter)
+
+    check_adds_up(summary)
+    assert summary["cache"]["distributed tier errors"] >= 1
+    problems = "\n".join(summary["problems"])
+    assert problems.count("distributed cache unavailable, falling back to the database") == 1
+    assert "could not clear the distributed cache at the end" in problems
+    assert summary["orders"]["completed"] > 0
+    assert not any(node["up"] for node in summary["nodes"].values())
+
+
+@pytest.mark.redis
+async def test_redis_nodes_down_before_the_clean_up_keep_the_summary(
+    demo: ModuleType, redis_pair: list[RedisServer]
+) -> None:
+    emitter = EventEmitter()
+
+    @emitter.on("demo.drained")
+    async def kill_all(event: Any) -> None:
+        for server in redis_pair:
+            server.kill()
+
+    summary = await demo.run(on_redis(demo, redis_pair, "0.8"), emitter)
+
+    check_adds_up(summary)
+    assert summary["cache"]["distributed tier errors"] == 0  # they were up for the whole run
+    assert any("could not clear the distributed cache" in p for p in summary["problems"])
+
+
+def _demo(*argv: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "100"}
+    return subprocess.run(
+        [sys.executable, str(DEMO), *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.mark.redis
+def test_the_command_prints_its_summary_and_exits_0_with_a_node_down(
+    redis_pair: list[RedisServer],
+) -> None:
+    up, down = redis_pair
+    down.kill()
+    done = _demo(
+        "--duration", "0.6", "--rate", "80", "--quiet", "--redis", url(up), "--redis", url(down)
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert f"Redis node {url(down)} is down at the start" in done.stdout
+    for title in ("orders", "cache nodes", "payments", "profile"):
+        assert title in done.stdout
+    # the cache nodes are a table with one row per node, not a Python dict
+    assert "{'" not in done.stdout
+    assert name(up) in done.stdout
+    assert name(down) in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("http://localhost:6379", "is not a redis:// or rediss:// URL"),
+        ("redis://localhost:notaport", "--redis: Port could not be cast"),
+        ("redis://localhost:99999", "--redis: Port out of range"),
+        ("redis://:6379", "names no host"),
+        ("localhost:6379", "is not a redis:// or rediss:// URL"),
+    ],
+)
+def test_a_malformed_redis_url_is_a_usage_error(
+    demo: ModuleType, capsys: pytest.CaptureFixture[str], value: str, message: str
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        demo.parse_args(["--redis", value])
+
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: demo" in err
+    assert message in err
+
+
+def test_the_command_refuses_a_malformed_url_without_a_traceback() -> None:
+    done = _demo("--redis", "http://localhost:6379")
+
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "usage: demo" in done.stderr
+    assert "--redis: 'http://localhost:6379' is not a redis:// or rediss:// URL" in done.stderr
 
 
 def test_help_names_the_flags(demo: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:

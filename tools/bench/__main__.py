@@ -39,8 +39,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a tenth of the work: a smoke run")
     parser.add_argument("--chart", metavar="DIR", help="write <workload>.png ratio charts here")
     parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
+    parser.add_argument(
+        "--from-markdown",
+        metavar="FILE",
+        help="run nothing: chart the tables already in FILE into --chart DIR (table-<n>.png)",
+    )
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop instead of asyncio")
     args = parser.parse_args(argv)
+    if args.from_markdown:
+        if not args.chart:
+            parser.error("--from-markdown needs --chart DIR")
+        from ._from_markdown import charts
+
+        for path in charts(args.from_markdown, args.chart):
+            print(path)
+        return 0
     _discover()
     if args.list:
         print("\n".join(sorted(WORKLOADS)))

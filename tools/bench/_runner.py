@@ -165,24 +165,36 @@ def markdown(results: list[Result]) -> str:
 
 
 def chart(results: list[Result], path: str, title: str) -> None:
-    """Draw the ratios to raw as horizontal bars into a PNG file (needs matplotlib)."""
+    """Draw the ratios to raw as horizontal bars into a PNG file (needs matplotlib).
+
+    The ratio axis is logarithmic: ratios run from about 0.01x to 10x, and on a linear axis
+    everything below 1x would be a sliver.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
-    rows = [r for r in results if r.ratio is not None]
+    rows = [r for r in results if r.ratio is not None and r.ratio > 0]
     labels = [f"{r.scenario} · {r.case}" for r in rows]
     fig, ax = plt.subplots(figsize=(9, 0.32 * len(rows) + 1.2))
     colors = [
         "#2b6cb0" if r.case.startswith("mtaio") else "#718096" if not r.raw else "#38a169"
         for r in rows
     ]
-    ax.barh(range(len(rows)), [r.ratio or 0 for r in rows], color=colors)
+    ratios = [r.ratio or 1.0 for r in rows]
+    low = min([*ratios, 0.5]) / 1.5
+    high = max([*ratios, 2.0]) * 1.5
+    ax.set_xscale("log")
+    ax.set_xlim(low, high)
+    # bars start at the left edge of the axis: a log axis has no zero
+    ax.barh(range(len(rows)), [v - low for v in ratios], left=low, color=colors)
     ax.set_yticks(range(len(rows)), labels, fontsize=8)
     ax.invert_yaxis()
     ax.axvline(1.0, color="#38a169", linestyle="--", linewidth=1)
-    ax.set_xlabel("throughput relative to the raw asyncio baseline (higher is better)")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+    ax.set_xlabel("throughput relative to the raw asyncio baseline (log scale, higher is better)")
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
