@@ -20,8 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Generic, Self, TypeVar, final, overload
@@ -36,12 +35,13 @@ from mtaio.exceptions import (
     require_positive_int,
 )
 
-from ._distributed_node import CacheTimeoutError, Failure, NodeLink, NodeStats
-from ._envelope import KIND_TOMBSTONE, KIND_VALUE
+from ._distributed_node import CacheTimeoutError, NodeLink, NodeStats
+from ._envelope import HEADER_SIZE, KIND_TOMBSTONE, KIND_VALUE
 from ._hashing import HashRing
-from ._recovery import Recovery
+from ._loading import Loading
 from ._replicas import MISSING, check_reply, held_value
-from ._serial import CacheSerializationError, JsonSerializer, Serializer
+from ._serial import JsonSerializer, Serializer
+from ._tags import check_tags, tagged_kind
 
 if TYPE_CHECKING:
     from redis.asyncio.connection import ConnectionPool
@@ -80,6 +80,9 @@ class DistributedCacheStats:
         clock_anomalies: Stored versions refused because they were further ahead of this
             process's clock than ``max_clock_drift`` (a badly skewed writer, or a planted
             value); they never move this process's clock. Also logged as warnings.
+        loads: Factory calls made by ``get_or_set`` in this process.
+        load_errors: Factory calls that raised.
+        load_waits: Times ``get_or_set`` waited for another process's load (its lease).
         nodes: Each node's :class:`NodeStats`, keyed by its name (``host:port``).
     """
 
@@ -92,11 +95,14 @@ class DistributedCacheStats:
     resyncs: int
     corrupt_replicas: int
     clock_anomalies: int
+    loads: int
+    load_errors: int
+    load_waits: int
     nodes: dict[str, NodeStats]
 
 
 @final
-class DistributedCache(Recovery, Generic[T]):
+class DistributedCache(Loading, Generic[T]):
     """A cache replicated over Redis-protocol nodes, with quorums and automatic repair.
 
     Nodes are Redis or Valkey servers, or :class:`~mtaio.cache.CacheNode` processes for
@@ -141,6 +147,11 @@ class DistributedCache(Recovery, Generic[T]):
             clock. The clocks of the processes sharing a cache must agree within it; a
             version further ahead is refused as corrupt (counted in ``clock_anomalies``)
             and never moves this process's clock.
+        cross_process: Whether ``get_or_set`` coalesces loads across processes (a lease on
+            the key, waiters notified over Pub/Sub) by default; each call can override it.
+        lease_time: Seconds a ``get_or_set`` load may hold its key's lease; if its process
+            dies, the others wait at most this long before one of them loads. Make it longer
+            than your slowest load.
 
     Raises:
         CacheDependencyError: redis-py is not installed.
@@ -169,6 +180,8 @@ class DistributedCache(Recovery, Generic[T]):
         vnodes: int = 160,
         read_repair_chance: float = 0.1,
         max_clock_drift: float = 60.0,
+        cross_process: bool = True,
+        lease_time: float = 5.0,
     ) -> None:
         try:
             from redis.asyncio.connection import ConnectionPool
@@ -219,7 +232,12 @@ class DistributedCache(Recovery, Generic[T]):
                 f"read_repair_chance must be in [0, 1], got {read_repair_chance!r}"
             )
         require_positive("max_clock_drift", max_clock_drift)
+        if not isinstance(cross_process, bool):
+            raise ConfigurationTypeError(f"cross_process must be a bool, got {cross_process!r}")
+        require_positive("lease_time", lease_time)
         super().__init__(
+            cross_process=cross_process,
+            lease_time=min(lease_time, _MAX_TTL),
             rf=rf,
             r=read_quorum,
             w=write_quorum,
@@ -288,7 +306,9 @@ class DistributedCache(Recovery, Generic[T]):
             CacheConnectionError: Fewer than ``read_quorum`` replicas answered.
             CacheSerializationError: Every replica that answered holds unusable bytes.
         """
-        _, value = await self._read(self._key(key))
+        env, value = await self._read(self._key(key))
+        if value is not MISSING and env is not None and env.tags:
+            value = await self._live_value(env, value)
         stats = self._stats
         stats["reads"] += 1
         if value is MISSING:
@@ -297,13 +317,18 @@ class DistributedCache(Recovery, Generic[T]):
         stats["hits"] += 1
         return value
 
-    async def set(self, key: str, value: T, ttl: float | None = None) -> None:
+    async def set(
+        self, key: str, value: T, ttl: float | None = None, *, tags: Iterable[str] = ()
+    ) -> None:
         """Store ``value`` under ``key`` on its replicas.
 
         Args:
             key: The key.
             value: The value; it must be encodable by the serializer.
             ttl: Seconds to live; ``None`` uses ``default_ttl``; ``math.inf`` never expires.
+            tags: Tags of the value: :meth:`invalidate_tags` of any of them makes it a miss
+                in every process. A tagged write and read each cost one more round trip
+                (to read the tags' version tokens).
 
         Raises:
             ConfigurationError: ``ttl`` is not a positive number (``True`` is refused too).
@@ -312,7 +337,11 @@ class DistributedCache(Recovery, Generic[T]):
         """
         rkey = self._key(key)
         px = self._ttl_ms(ttl)
-        raw = self._encode(rkey, KIND_VALUE, value, px)
+        if tags:
+            section = await self._tag_section(check_tags(tags))
+            raw = self._encode(rkey, tagged_kind(section), value, px, tags=section)
+        else:
+            raw = self._encode(rkey, KIND_VALUE, value, px)
         await self._wait_write(rkey, self._submit_write(rkey, raw, px))
         self._stats["writes"] += 1
 
@@ -333,8 +362,8 @@ class DistributedCache(Recovery, Generic[T]):
 
     async def has(self, key: str) -> bool:
         """Whether ``key`` holds a live value."""
-        _, value = await self._read(self._key(key))
-        return value is not MISSING
+        env, value = await self._read(self._key(key))
+        return await self._live_value(env, value) is not MISSING
 
     async def touch(self, key: str, ttl: float | None = None) -> bool:
         """Give ``key`` a fresh time to live; return whether it held a value.
@@ -347,35 +376,28 @@ class DistributedCache(Recovery, Generic[T]):
         rkey = self._key(key)
         px = self._ttl_ms(ttl)
         env, value = await self._read(rkey)
+        value = await self._live_value(env, value)
         if env is None or value is MISSING:
             return False
         # A context-binding serializer signed the old header: sign the value again.
-        raw = self._encode(rkey, KIND_VALUE, value, px, encoded=None if self._bind else env.payload)
+        section = env.header[HEADER_SIZE:]
+        raw = self._encode(
+            rkey, env.kind, value, px, encoded=None if self._bind else env.payload, tags=section
+        )
         await self._wait_write(rkey, self._submit_write(rkey, raw, px))
         return True
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, T]:
         """Return the values of the ``keys`` that exist, in one round trip per node."""
         rkeys = [(k, self._key(k)) for k in keys]
-        values: list[Any]
-        if self._r == 1:
-            # One GET per key to its first readable replica, all queued before the first
-            # await so they share each node's round trip; a failed or corrupt answer falls
-            # over on its own.
-            start = time.monotonic()
-            firsts = [(rk, self._readable(rk)[0].submit_read((b"GET", rk))) for _, rk in rkeys]
-            values = []
-            for rk, fut in firsts:
-                res = await fut
-                if res.__class__ is not Failure:
-                    try:
-                        values.append(self._decode(rk, res)[1])
-                        continue
-                    except CacheSerializationError:
-                        self._stats["corrupt"] += 1
-                values.append((await self._read(rk, start))[1])
-        else:
-            values = [v for _, v in await asyncio.gather(*(self._read(rk) for _, rk in rkeys))]
+        found = await self._read_many([rk for _, rk in rkeys])
+        values = [v for _, v in found]
+        tagged = [env for env, v in found if v is not MISSING and env is not None and env.tags]
+        if tagged:
+            current = iter(await self._current(tagged))
+            for i, (env, v) in enumerate(found):
+                if v is not MISSING and env is not None and env.tags and not next(current):
+                    values[i] = MISSING
         out: dict[str, T] = {}
         stats = self._stats
         for (k, _), value in zip(rkeys, values, strict=True):
@@ -387,18 +409,27 @@ class DistributedCache(Recovery, Generic[T]):
                 out[k] = value
         return out
 
-    async def set_many(self, items: Mapping[str, T], ttl: float | None = None) -> None:
+    async def set_many(
+        self, items: Mapping[str, T], ttl: float | None = None, *, tags: Iterable[str] = ()
+    ) -> None:
         """Store every item, batched per node; every value is encoded before anything is sent.
+
+        Args:
+            items: Keys and values.
+            ttl: As for :meth:`set`.
+            tags: Tags of every value, as for :meth:`set` (their tokens are read once).
 
         Raises:
             CacheSerializationError: A value cannot be encoded (nothing written).
             CacheConnectionError: Some key missed its write quorum (the others are written).
         """
         px = self._ttl_ms(ttl)
+        section = await self._tag_section(check_tags(tags)) if tags else b""
+        kind = tagged_kind(section)
         prepared = []
         for k, v in items.items():
             rk = self._key(k)
-            prepared.append((rk, self._encode(rk, KIND_VALUE, v, px), px))
+            prepared.append((rk, self._encode(rk, kind, v, px, tags=section), px))
         await self._write_all(prepared)
         self._stats["writes"] += len(prepared)
 
@@ -409,6 +440,67 @@ class DistributedCache(Recovery, Generic[T]):
         replies = await self._write_all(prepared, get=True)
         self._stats["deletes"] += len(prepared)
         return sum(held_value(r) for r in replies)
+
+    async def get_or_set(
+        self,
+        key: str,
+        factory: Callable[[], Awaitable[T]] | Callable[[], T],
+        ttl: float | None = None,
+        *,
+        refresh_ahead: float | None = None,
+        cross_process: bool | None = None,
+    ) -> T:
+        """Return the value under ``key``, computing and storing it on a miss.
+
+        Concurrent misses of one key call ``factory`` once in this process (single flight,
+        as :meth:`TTLCache.get_or_set <mtaio.cache.TTLCache.get_or_set>`: every caller gets
+        its result or its exception, which is not cached; a caller cancelled while waiting
+        leaves the load running for the others). With ``cross_process`` (the cache's
+        ``cross_process`` by default) they call it once in the whole fleet: one process
+        takes a lease on the key and loads, the others are notified when its value is
+        stored (Pub/Sub) and read it; if the holder dies, one of them loads after at most
+        ``lease_time``.
+
+        Args:
+            key: The key.
+            factory: A sync or async callable returning the value.
+            ttl: As for :meth:`set`.
+            refresh_ahead: Seconds before expiry from which a hit also starts a background
+                reload (one per key in the fleet with ``cross_process``) while the current
+                value is still served.
+            cross_process: Override the cache's ``cross_process`` for this call.
+
+        Returns:
+            The cached or computed value.
+
+        Raises:
+            CacheConnectionError: The replicas could not be read or written, or the cache
+                was closed during the load.
+            Exception: Whatever ``factory`` raised.
+        """
+        rkey = self._key(key)
+        px = self._ttl_ms(ttl)
+        if refresh_ahead is not None:
+            require_positive("refresh_ahead", refresh_ahead)
+        if cross_process is None:
+            cross_process = self._cross
+        elif not isinstance(cross_process, bool):
+            raise ConfigurationTypeError(f"cross_process must be a bool, got {cross_process!r}")
+        value: T = await self._get_or_load(rkey, factory, px, refresh_ahead, cross_process)
+        return value
+
+    async def invalidate_tags(self, *tags: str) -> None:
+        """Make every value written with any of ``tags`` a miss, in every process.
+
+        One write per tag (a new version token), however many values carry it: the
+        values stay on the nodes until their TTL, unreadable.
+
+        Raises:
+            CacheConnectionError: A tag's token could not be written at the write quorum.
+        """
+        names = check_tags(tags)
+        if names:
+            await self._invalidate(names)
 
     async def clear(self) -> None:
         """Remove every key under this cache's namespace from every node (SCAN + UNLINK).
@@ -462,6 +554,9 @@ class DistributedCache(Recovery, Generic[T]):
             resyncs=c["resyncs"],
             corrupt_replicas=c["corrupt"],
             clock_anomalies=c["clock_anomalies"],
+            loads=c["loads"],
+            load_errors=c["load_errors"],
+            load_waits=c["load_waits"],
             nodes={name: node.stats() for name, node in self._by_name.items()},
         )
 

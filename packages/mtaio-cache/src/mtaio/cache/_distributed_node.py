@@ -381,6 +381,11 @@ class NodeLink:
             if not fut.done():
                 fut.set_result(failure)
 
+    @property
+    def pool(self) -> ConnectionPool:
+        """The redis-py pool this node's connections come from (Pub/Sub uses it too)."""
+        return self._pool
+
     def mark_up(self) -> None:
         """Re-admit the node after a successful probe (for writes; reads wait for a resync)."""
         self._failures = 0

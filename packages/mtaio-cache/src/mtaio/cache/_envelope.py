@@ -2,8 +2,13 @@
 
 Stored bytes of one version of a value::
 
-    magic "mt" | format 1 | kind (0 value, 1 tombstone) | version (u64) | writer (u32)
-    | expires_at (u64, wall-clock ms, 0 = never) | payload
+    magic "mt" | format 1 | kind (0 value, 1 tombstone, 2 tagged value) | version (u64)
+    | writer (u32) | expires_at (u64, wall-clock ms, 0 = never)
+    | [kind 2 only: count (u16), then per tag: length (u16), tag (UTF-8), token (16 bytes)]
+    | payload
+
+A tagged value records the version token each of its tags had when it was written; it is
+live only while every one of those tags still has that token (see ``_tags.py``).
 
 The version is a hybrid logical clock (wall-clock milliseconds << 16 | a counter); the pair
 (version, writer) orders writes totally, so replicas that disagree resolve the same way in
@@ -19,20 +24,23 @@ from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final, final
 
 from ._serial import CacheSerializationError
 
 __all__ = (
     "HEADER_SIZE",
+    "KIND_TAGGED",
     "KIND_TOMBSTONE",
     "KIND_VALUE",
+    "TOKEN_SIZE",
     "Envelope",
     "HybridClock",
     "mac_context",
     "pack_envelope",
     "pack_header",
+    "pack_tags",
     "unpack_envelope",
 )
 
@@ -42,6 +50,9 @@ HEADER_SIZE: Final = _HEADER.size
 _MAGIC: Final = b"mt"
 KIND_VALUE: Final = 0
 KIND_TOMBSTONE: Final = 1
+KIND_TAGGED: Final = 2
+TOKEN_SIZE: Final = 16
+_U16: Final = struct.Struct(">H")
 _COUNTER_BITS: Final = 16
 _MAX_VERSION: Final = (1 << 64) - 1
 
@@ -50,10 +61,17 @@ _MAX_VERSION: Final = (1 << 64) - 1
 class Envelope:
     """A decoded envelope header plus its (still encoded) payload."""
 
-    __slots__ = ("expires_at", "kind", "payload", "raw", "version", "writer")
+    __slots__ = ("expires_at", "kind", "payload", "raw", "tags", "version", "writer")
 
     def __init__(
-        self, kind: int, version: int, writer: int, expires_at: int, payload: bytes, raw: bytes
+        self,
+        kind: int,
+        version: int,
+        writer: int,
+        expires_at: int,
+        payload: bytes,
+        raw: bytes,
+        tags: tuple[tuple[str, bytes], ...] = (),
     ) -> None:
         self.kind = kind
         self.version = version
@@ -61,6 +79,12 @@ class Envelope:
         self.expires_at = expires_at
         self.payload = payload
         self.raw = raw
+        self.tags = tags
+
+    @property
+    def is_value(self) -> bool:
+        """Whether this is a value (tagged or not), not a tombstone."""
+        return self.kind != KIND_TOMBSTONE
 
     @property
     def order(self) -> tuple[int, int]:
@@ -69,8 +93,8 @@ class Envelope:
 
     @property
     def header(self) -> bytes:
-        """The header bytes, as signed by a context-binding serializer."""
-        return self.raw[:HEADER_SIZE]
+        """The header bytes (with the tag section), as a context-binding serializer signs."""
+        return self.raw[: len(self.raw) - len(self.payload)]
 
 
 def pack_header(kind: int, version: int, writer: int, expires_at: int) -> bytes:
@@ -88,9 +112,40 @@ def unpack_envelope(raw: bytes) -> Envelope:
     if len(raw) < HEADER_SIZE:
         raise CacheSerializationError("stored value is not an mtaio envelope (too short)")
     magic, fmt, kind, version, writer, expires_at = _HEADER.unpack_from(raw)
-    if magic != _MAGIC or fmt != 1 or kind not in (KIND_VALUE, KIND_TOMBSTONE):
+    if magic != _MAGIC or fmt != 1 or kind not in (KIND_VALUE, KIND_TOMBSTONE, KIND_TAGGED):
         raise CacheSerializationError("stored value is not an mtaio envelope (bad header)")
-    return Envelope(kind, version, writer, expires_at, raw[HEADER_SIZE:], raw)
+    if kind != KIND_TAGGED:
+        return Envelope(kind, version, writer, expires_at, raw[HEADER_SIZE:], raw)
+    tags, end = _unpack_tags(raw)
+    return Envelope(kind, version, writer, expires_at, raw[end:], raw, tags)
+
+
+def pack_tags(tags: Sequence[tuple[str, bytes]]) -> bytes:
+    """The tag section of a tagged value: each tag with the token it had at write time."""
+    out = [_U16.pack(len(tags))]
+    for tag, token in tags:
+        name = tag.encode()
+        out += (_U16.pack(len(name)), name, token)
+    return b"".join(out)
+
+
+def _unpack_tags(raw: bytes) -> tuple[tuple[tuple[str, bytes], ...], int]:
+    bad = CacheSerializationError("stored value is not an mtaio envelope (bad tag section)")
+    try:
+        (count,) = _U16.unpack_from(raw, HEADER_SIZE)
+        pos = HEADER_SIZE + 2
+        tags = []
+        for _ in range(count):
+            (size,) = _U16.unpack_from(raw, pos)
+            pos += 2
+            end = pos + size + TOKEN_SIZE
+            if end > len(raw):
+                raise bad
+            tags.append((raw[pos : pos + size].decode(), raw[pos + size : end]))
+            pos = end
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise bad from exc
+    return tuple(tags), pos
 
 
 def mac_context(rkey: bytes, header: bytes) -> bytes:

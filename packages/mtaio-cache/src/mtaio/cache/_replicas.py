@@ -30,7 +30,7 @@ from mtaio.exceptions import CacheConnectionError, CacheError
 
 from ._distributed_node import CacheTimeoutError, Failure, NodeLink
 from ._envelope import (
-    KIND_VALUE,
+    KIND_TOMBSTONE,
     Envelope,
     HybridClock,
     mac_context,
@@ -114,6 +114,9 @@ class Replicas:
                 "resyncs",
                 "corrupt",
                 "clock_anomalies",
+                "loads",
+                "load_errors",
+                "load_waits",
             ),
             0,
         )
@@ -153,11 +156,22 @@ class Replicas:
     # -- encoding ---------------------------------------------------------------------------
 
     def _encode(
-        self, rkey: bytes, kind: int, value: Any, px: int, *, encoded: bytes | None = None
+        self,
+        rkey: bytes,
+        kind: int,
+        value: Any,
+        px: int,
+        *,
+        encoded: bytes | None = None,
+        tags: bytes = b"",
     ) -> bytes:
-        """The envelope of a new version of ``rkey`` (``value`` encoded unless ``encoded``)."""
+        """The envelope of a new version of ``rkey`` (``value`` encoded unless ``encoded``).
+
+        ``tags`` is the packed tag section of a ``KIND_TAGGED`` value; it is signed with
+        the header by a context-binding serializer.
+        """
         expires_at = int(time.time() * 1000) + px if px else 0
-        header = pack_header(kind, self._hlc.now(), self._writer, expires_at)
+        header = pack_header(kind, self._hlc.now(), self._writer, expires_at) + tags
         if encoded is not None:
             return header + encoded
         if self._bind:
@@ -204,18 +218,25 @@ class Replicas:
                 raise CacheSerializationError(f"stored value could not be decoded: {exc}") from exc
         return load_or_raise(self._serializer, env.payload)
 
-    def _decode(self, rkey: bytes, raw: bytes | None) -> tuple[Envelope | None, Any]:
-        """``(envelope, value)`` of one answer; ``MISSING`` value for a miss or a tombstone."""
+    def _decode(
+        self, rkey: bytes, raw: bytes | None, decode: bool = True
+    ) -> tuple[Envelope | None, Any]:
+        """``(envelope, value)`` of one answer; ``MISSING`` value for a miss or a tombstone.
+
+        ``decode=False`` leaves the payload as it is (the value is the payload bytes).
+        """
         if raw is None:
             return None, MISSING
         env = self._unpack(rkey, raw)
-        if env.kind != KIND_VALUE:
+        if env.kind == KIND_TOMBSTONE:
             return env, MISSING
-        return env, self._value(rkey, env)
+        return env, self._value(rkey, env) if decode else env.payload
 
     # -- reads ------------------------------------------------------------------------------
 
-    async def _read(self, rkey: bytes, start: float | None = None) -> tuple[Envelope | None, Any]:
+    async def _read(
+        self, rkey: bytes, start: float | None = None, decode: bool = True
+    ) -> tuple[Envelope | None, Any]:
         """Read ``rkey`` at the read quorum: ``(newest envelope, its value or MISSING)``.
 
         Raises:
@@ -226,7 +247,7 @@ class Replicas:
         if start is None:
             start = time.monotonic()
         if self._r != 1:
-            return await self._read_quorum(rkey, live, start)
+            return await self._read_quorum(rkey, live, start, decode)
         cmd = (b"GET", rkey)
         error: CacheError | None = None
         corrupt: list[NodeLink] = []
@@ -238,7 +259,7 @@ class Replicas:
                     error = res.error
                 continue
             try:
-                env, value = self._decode(rkey, res)
+                env, value = self._decode(rkey, res, decode)
             except CacheSerializationError as exc:
                 error = exc
                 corrupt.append(node)
@@ -252,6 +273,28 @@ class Replicas:
             return env, value
         assert error is not None
         raise error
+
+    async def _read_many(
+        self, rkeys: list[bytes], decode: bool = True
+    ) -> list[tuple[Envelope | None, Any]]:
+        """Read every key; with ``read_quorum=1`` in one round trip per node."""
+        if self._r != 1:
+            return list(await asyncio.gather(*(self._read(rk, None, decode) for rk in rkeys)))
+        # One GET per key to its first readable replica, all queued before the first await
+        # so they share each node's round trip; a failed or corrupt answer falls over alone.
+        start = time.monotonic()
+        firsts = [(rk, self._readable(rk)[0].submit_read((b"GET", rk))) for rk in rkeys]
+        out: list[tuple[Envelope | None, Any]] = []
+        for rk, fut in firsts:
+            res = await fut
+            if res.__class__ is not Failure:
+                try:
+                    out.append(self._decode(rk, res, decode))
+                    continue
+                except CacheSerializationError:
+                    self._stats["corrupt"] += 1
+            out.append(await self._read(rk, start, decode))
+        return out
 
     async def _within(self, fut: asyncio.Future[Any], start: float, node: NodeLink) -> Any:
         """``await fut`` for what remains of the operation's timeout, else a Failure."""
@@ -270,7 +313,7 @@ class Replicas:
         )
 
     async def _read_quorum(
-        self, rkey: bytes, live: list[NodeLink], start: float
+        self, rkey: bytes, live: list[NodeLink], start: float, decode: bool
     ) -> tuple[Envelope | None, Any]:
         need = self._r
         if len(live) < need:
@@ -326,7 +369,10 @@ class Replicas:
                     raise bad
                 return None, MISSING
             try:
-                value = MISSING if newest.kind != KIND_VALUE else self._value(rkey, newest)
+                if newest.kind == KIND_TOMBSTONE:
+                    value = MISSING
+                else:
+                    value = self._value(rkey, newest) if decode else newest.payload
             except CacheSerializationError as exc:
                 bad = exc
                 self._stats["corrupt"] += 1
@@ -502,7 +548,7 @@ def held_value(replies: list[Any]) -> bool:
     for old in replies:
         if isinstance(old, bytes):
             try:
-                if unpack_envelope(old).kind == KIND_VALUE:
+                if unpack_envelope(old).is_value:
                     return True
             except CacheSerializationError:
                 return True  # something foreign was there, and is gone now
