@@ -8,6 +8,9 @@ DistributedCache, prints ``READY``, and waits for a line on stdin. Then:
   its tasks got, and its ``load_waits``.
 * ``hold``: one ``get_or_set`` whose loader prints ``LOADING <wall time>`` and then sleeps
   far longer than the test lasts: the parent SIGKILLs this process mid-load.
+* ``tags``: reads every 25th of the ``members`` keys ``m<i>`` (tagged ``big`` by the
+  parent) and prints how many it found, then, after a second line on stdin, reads them
+  again and prints that count (the parent invalidated the tag in between).
 """
 
 from __future__ import annotations
@@ -43,6 +46,12 @@ async def main(config: dict[str, Any]) -> None:
         await cache.get("warm-up")  # connections open before the start line
         print("READY", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        if config["mode"] == "tags":
+            keys = [f"m{i}" for i in range(0, int(config["members"]), 25)]
+            print(len(await cache.get_many(keys)), flush=True)
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+            print(len(await cache.get_many(keys)), flush=True)
+            return
         values = await asyncio.wait_for(
             asyncio.gather(*(cache.get_or_set("cold", loader, ttl=60) for _ in range(TASKS))),
             30,

@@ -282,7 +282,6 @@ class Replicas:
             return list(await asyncio.gather(*(self._read(rk, None, decode) for rk in rkeys)))
         # One GET per key to its first readable replica, all queued before the first await
         # so they share each node's round trip; a failed or corrupt answer falls over alone.
-        start = time.monotonic()
         firsts = [(rk, self._readable(rk)[0].submit_read((b"GET", rk))) for rk in rkeys]
         out: list[tuple[Envelope | None, Any]] = []
         for rk, fut in firsts:
@@ -293,7 +292,8 @@ class Replicas:
                     continue
                 except CacheSerializationError:
                     self._stats["corrupt"] += 1
-            out.append(await self._read(rk, start, decode))
+            # A fresh time budget: a read of many keys may take longer than one timeout.
+            out.append(await self._read(rk, None, decode))
         return out
 
     async def _within(self, fut: asyncio.Future[Any], start: float, node: NodeLink) -> Any:
