@@ -56,9 +56,7 @@ class Child:
 
     @classmethod
     async def start(cls, nodes: list[tuple[str, int]], mode: str, members: int = 0) -> Child:
-        config = json.dumps(
-            {"nodes": nodes, "mode": mode, "lease_time": LEASE, "members": members}
-        )
+        config = json.dumps({"nodes": nodes, "mode": mode, "lease_time": LEASE, "members": members})
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             str(CHILD),
