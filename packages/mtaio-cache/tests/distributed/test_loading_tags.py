@@ -258,3 +258,37 @@ async def test_tags_are_validated(cluster: Any) -> None:
             await cache.invalidate_tags("")
         with pytest.raises(ConfigurationTypeError, match="iterable of str"):
             await cache.set("k", 1, tags=5)  # type: ignore[arg-type]
+
+
+@pytest.mark.redis
+async def test_waiters_survive_a_lost_notification_connection(redis_process: Any) -> None:
+    proc = redis_process()
+    raw = aioredis.Redis(host=proc.host, port=proc.port, protocol=2)
+    release = asyncio.Event()
+    started = asyncio.Event()
+
+    async def slow() -> str:
+        started.set()
+        await release.wait()
+        return "late"
+
+    kw: dict[str, Any] = {"replication_factor": 1, "timeout": 0.5}
+    try:
+        async with (
+            DistributedCache[str]([proc.address], **kw) as a,
+            DistributedCache[str]([proc.address], **kw) as b,
+        ):
+            first = asyncio.ensure_future(a.get_or_set("k", slow))
+            await started.wait()
+            waiter = asyncio.ensure_future(b.get_or_set("k", lambda: "b"))
+            for _ in range(100):  # until b listens
+                if await raw.pubsub_numsub(b"mtaio:\xffloaded") != [(b"mtaio:\xffloaded", 0)]:
+                    break
+                await asyncio.sleep(0.01)
+            await raw.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+            await asyncio.sleep(0.05)
+            release.set()
+            assert await asyncio.wait_for(waiter, 3.0) == "late"  # found by its re-check
+            assert await first == "late"
+    finally:
+        await raw.aclose()
