@@ -285,7 +285,7 @@ async def test_waiters_survive_a_lost_notification_connection(redis_process: Any
                 if await raw.pubsub_numsub(b"mtaio:\xffloaded") != [(b"mtaio:\xffloaded", 0)]:
                     break
                 await asyncio.sleep(0.01)
-            await raw.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+            await raw.client_kill_filter(_type="pubsub")
             await asyncio.sleep(0.05)
             release.set()
             assert await asyncio.wait_for(waiter, 3.0) == "late"  # found by its re-check
