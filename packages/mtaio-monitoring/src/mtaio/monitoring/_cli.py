@@ -39,6 +39,57 @@ def _size(n: float) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+_BYTES = frozenset(
+    {
+        "memory.total",
+        "memory.available",
+        "memory.used",
+        "io.read_bytes",
+        "io.write_bytes",
+        "process.memory_rss",
+        "process.memory_vms",
+    }
+)
+_COUNTS = frozenset(
+    {
+        "cpu.thread_count",
+        "cpu.count",
+        "io.read_count",
+        "io.write_count",
+        "process.pid",
+        "process.thread_count",
+        "process.open_fds",
+        "request_count",
+        "error_count",
+        "in_flight",
+    }
+)
+_SECONDS = frozenset({"uptime", "process.uptime", "latency_sum", "average_latency"})
+
+
+def format_value(metric: str, value: float) -> str:
+    """Format a metric's value the one way the view shows it (limits and readings alike).
+
+    Percentages with one decimal and ``%``, sizes in binary units, rates per second, counts
+    as integers, durations in seconds, anything else with two decimals; NaN as ``—``.
+    """
+    if math.isnan(value):
+        return "—"
+    if metric.endswith("percent"):
+        return f"{value:.1f} %"
+    if metric == "error_rate":
+        return f"{value * 100:.1f} %"
+    if metric in _BYTES:
+        return _size(value)
+    if metric.endswith("_bytes_per_sec"):
+        return _size(value) + "/s"
+    if metric in _SECONDS:
+        return f"{value:,.3f} s"
+    if metric in _COUNTS:
+        return f"{value:,.0f}"
+    return f"{value:,.2f}"
+
+
 def _bar(percent: float, width: int = 30) -> str:
     filled = 0 if math.isnan(percent) else round(max(0.0, min(100.0, percent)) / 100 * width)
     return "[" + "#" * filled + "." * (width - filled) + "]"
@@ -140,8 +191,9 @@ def render(
             status = (
                 "FIRED" if t.active else (f"{t.breaches}/{t.sustained}" if t.breaches else "ok")
             )
-            value = "—" if math.isnan(t.last_value) else f"{t.last_value:.4g}"
-            line = f"  {t.metric} {sign} {t.value:g}: now {value} [{status}]"
+            limit = format_value(t.metric, t.value)
+            value = format_value(t.metric, t.last_value)
+            line = f"  {t.metric} {sign} {limit}: now {value} [{status}]"
             if t.active:
                 line = paint(line, RED) if color else line + "  !"
             elif color:

@@ -18,12 +18,21 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast, final, overload
 
-from mtaio.exceptions import ConfigurationError, MonitoringError, require_positive_int
+from mtaio.exceptions import (
+    ConfigurationError,
+    MonitoringError,
+    require_callable,
+    require_positive_int,
+)
 from mtaio.typing import Clock
 
-from ._metrics import quantile, require_name
+from ._metrics import quantile
+from ._validate import require_bool, require_name
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+#: The most finished traces a profiler keeps.
+MAX_TRACES = 100_000_000
 
 # A finished trace as stored: a tuple is cheaper to build than an object; get_profile() turns
 # it into a Trace. The decorator's hot path stores the short form (7 items: every tuple slot
@@ -325,16 +334,20 @@ class Profiler:
         clock: Clock = time.perf_counter,
         stack_limit: int = 10,
     ) -> None:
-        self._enabled = bool(enabled)
-        self._trace_async_tasks = bool(trace_async_tasks)
-        self._collect_stack_trace = bool(collect_stack_trace)
-        self._trace_memory = bool(trace_memory)
+        self._enabled = require_bool("enabled", enabled)
+        self._trace_async_tasks = require_bool("trace_async_tasks", trace_async_tasks)
+        self._collect_stack_trace = require_bool("collect_stack_trace", collect_stack_trace)
+        self._trace_memory = require_bool("trace_memory", trace_memory)
+        self.stack_limit = require_positive_int("stack_limit", stack_limit)
+        if require_positive_int("max_traces", max_traces) > MAX_TRACES:
+            raise ConfigurationError(
+                f"max_traces must be at most {MAX_TRACES:,}, got {max_traces!r}"
+            )
+        self._clock = require_callable("clock", clock)
         self._mode = 0
         self._update_mode()
-        self.stack_limit = require_positive_int("stack_limit", stack_limit)
-        self._clock = clock
         self._ids = itertools.count()
-        self._records: deque[_Record] = deque(maxlen=require_positive_int("max_traces", max_traces))
+        self._records: deque[_Record] = deque(maxlen=max_traces)
         # One variable per profiler: two profilers trace independently of each other.
         self._current: ContextVar[int | None] = ContextVar(
             f"mtaio_trace_{id(self):x}", default=None
@@ -362,7 +375,7 @@ class Profiler:
 
     @enabled.setter
     def enabled(self, value: bool) -> None:
-        self._enabled = bool(value)
+        self._enabled = require_bool("enabled", value)
         self._update_mode()
 
     @property
@@ -372,7 +385,7 @@ class Profiler:
 
     @trace_async_tasks.setter
     def trace_async_tasks(self, value: bool) -> None:
-        self._trace_async_tasks = bool(value)
+        self._trace_async_tasks = require_bool("trace_async_tasks", value)
         self._update_mode()
 
     @property
@@ -382,7 +395,7 @@ class Profiler:
 
     @collect_stack_trace.setter
     def collect_stack_trace(self, value: bool) -> None:
-        self._collect_stack_trace = bool(value)
+        self._collect_stack_trace = require_bool("collect_stack_trace", value)
         self._update_mode()
 
     @property
@@ -415,6 +428,8 @@ class Profiler:
         """
         if len(args) > 1:
             raise ConfigurationError(f"trace() takes one function or name, got {args!r}")
+        if name is not None:
+            require_name("name", name)
         func = args[0] if args else None
         if callable(func):
             return self._wrap(func, name or _qualname(func))

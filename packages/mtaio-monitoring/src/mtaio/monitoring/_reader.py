@@ -9,6 +9,7 @@ from typing import Protocol, final, runtime_checkable
 # psutil ships no stubs; types-psutil may or may not be installed where mypy runs.
 import psutil  # type: ignore[import-untyped, unused-ignore]
 
+from mtaio.exceptions import ConfigurationError, require_callable, require_positive_int
 from mtaio.typing import Clock
 
 from ._stats import Reading
@@ -34,16 +35,28 @@ class PsutilReader:
     Args:
         pid: The process to watch; this process by default.
         clock: The monotonic clock stamped on each reading.
+
+    Raises:
+        ConfigurationError: If ``pid`` is not a running process (or not readable).
     """
 
     blocking = True
 
-    __slots__ = ("_boot_time", "_clock", "_process")
+    __slots__ = ("_boot_time", "_clock", "_cpu_count", "_process")
 
     def __init__(self, pid: int | None = None, *, clock: Clock = time.monotonic) -> None:
-        self._process = psutil.Process(pid if pid is not None else os.getpid())
+        if pid is None:
+            pid = os.getpid()
+        require_positive_int("pid", pid)
+        try:
+            self._process = psutil.Process(pid)
+        except (psutil.NoSuchProcess, OverflowError, ValueError):
+            raise ConfigurationError(f"pid {pid} is not a running process") from None
+        except psutil.AccessDenied:
+            raise ConfigurationError(f"pid {pid}: access denied (not your process?)") from None
         self._boot_time = psutil.boot_time()
-        self._clock = clock
+        self._cpu_count = int(psutil.cpu_count() or 0)
+        self._clock = require_callable("clock", clock)
 
     def read(self) -> Reading:
         """Read CPU, memory, disk and process figures (blocking; a fraction of a ms)."""
@@ -89,4 +102,5 @@ class PsutilReader:
             process_threads=threads,
             process_fds=fds,
             process_uptime=max(0.0, now_wall - created),
+            cpu_count=self._cpu_count,
         )
