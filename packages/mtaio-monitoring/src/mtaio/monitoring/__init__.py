@@ -37,6 +37,7 @@ from ._metrics import Timer as Timer
 from ._monitor import ResourceMonitor as ResourceMonitor
 from ._profiler import Profile as Profile
 from ._profiler import Profiler as Profiler
+from ._profiler import Sampling as Sampling
 from ._profiler import Span as Span
 from ._profiler import Trace as Trace
 from ._profiler import TraceStats as TraceStats
@@ -89,6 +90,7 @@ __all__ = (
     "MetricsRegistry",
     "StatsSource",
     "Profiler",
+    "Sampling",
     "Profile",
     "Trace",
     "TraceStats",

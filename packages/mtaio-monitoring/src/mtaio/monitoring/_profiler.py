@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import inspect
 import itertools
 import math
+import sys
+import threading
 import time
 import traceback
 import tracemalloc
@@ -27,7 +28,8 @@ from mtaio.exceptions import (
 from mtaio.typing import Clock
 
 from ._metrics import quantile
-from ._validate import require_bool, require_name
+from ._sampler import Sampler
+from ._validate import require_bool, require_finite, require_name
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -144,11 +146,16 @@ class Profile:
         lines = [head, "-" * len(head)]
         for s in sorted(self.stats.values(), key=lambda s: s.total, reverse=True):
             lines.append(
-                f"{s.name[:40]:<40} {s.count:>7} {s.total:>10.4f} {s.mean * 1e3:>10.3f} "
+                f"{_short(s.name):<40} {s.count:>7} {s.total:>10.4f} {s.mean * 1e3:>10.3f} "
                 f"{s.p95 * 1e3:>10.3f} {s.max * 1e3:>10.3f}"
             )
         lines.append(f"total time: {self.total_time:.4f} s, traces: {len(self.traces)}")
         return "\n".join(lines)
+
+
+def _short(name: str, width: int = 40) -> str:
+    # Keep the end of a long qualified name: "...<locals>.handler" says more than its head.
+    return name if len(name) <= width else "…" + name[-(width - 1) :]
 
 
 def _asdict(obj: Trace | TraceStats) -> dict[str, Any]:
@@ -164,11 +171,11 @@ class Span:
 
     __slots__ = (
         "_ended",
+        "_frames",
         "_mem0",
         "_profiler",
         "_stack",
         "_task",
-        "_token",
         "id",
         "name",
         "parent_id",
@@ -185,7 +192,7 @@ class Span:
         self._mem0: int | None = None
         self._stack: tuple[str, ...] | None = None
         self._task: str | None = None
-        self._token: Any = None
+        self._frames: _TaskStack | None = None
 
     def _open(self) -> Self:
         p = self._profiler
@@ -195,10 +202,11 @@ class Span:
         if not p.enabled:
             self._ended = True  # a disabled profiler records nothing
             return self
-        self.parent_id = p._current.get()
-        self._token = p._current.set(self.id)
+        frames = self._frames = p._enter_stack()
+        self.parent_id = frames.top
+        frames.top = self.id
         if p.trace_async_tasks:
-            self._task = _task_name()
+            self._task = frames.name
         if p.collect_stack_trace:
             self._stack = tuple(traceback.format_stack(limit=p.stack_limit + 2)[:-2])
         if p.trace_memory:
@@ -213,10 +221,11 @@ class Span:
         p = self._profiler
         end = p._clock()
         mem = None if self._mem0 is None else tracemalloc.get_traced_memory()[0] - self._mem0
-        # Ended in another task/context than it started in (start_trace in one task,
-        # end_trace in another): leave that context's current trace alone.
-        with contextlib.suppress(ValueError):
-            p._current.reset(self._token)
+        # Ended out of order (end_trace on an outer span first, or from another task):
+        # only the innermost open trace hands the stack back to its parent.
+        frames = self._frames
+        if frames is not None and frames.top == self.id:
+            frames.top = self.parent_id
         p._records.append(
             (
                 self.id,
@@ -254,26 +263,40 @@ class Span:
         self._close(None if exc_type is None else exc_type.__name__)
 
 
+@final
+class _TaskStack:
+    """The open traces of one task: the innermost one's id, and the task's name.
+
+    One per task, found through the profiler's ContextVar and set once, at the task's first
+    trace: entering and leaving a trace is then two attribute writes instead of a ContextVar
+    set and reset (each of which builds a new context mapping). A task created inside a trace
+    inherits its creator's context, hence its creator's stack: its first trace sees that the
+    stack belongs to another task and starts its own, under the trace its creator has open.
+    """
+
+    __slots__ = ("name", "owner", "top")
+
+    def __init__(self, owner: object, top: int | None, name: str | None) -> None:
+        self.owner = owner
+        self.top = top
+        self.name = name
+
+
 def _current_task_getter() -> Callable[[], asyncio.Task[Any] | None]:
     """Return the cheapest way to ask for the current task (it is on the tracing hot path).
 
-    Python 3.12+ has it in C. On 3.11 ``asyncio.current_task()`` is Python code that raises
-    outside a loop; the same two lookups done directly cost about half as much.
+    Python 3.12+ has it in C (no ``getpid()`` system call any more). On 3.11 the running
+    loop lookup calls ``getpid()`` at every call; the loop a thread last ran is cached
+    instead, and trusted only while it is running in this same thread.
     """
     try:
         from _asyncio import current_task as c_current_task  # type: ignore[attr-defined]
-    except ImportError:  # Python 3.11
-        pass
-    else:  # pragma: no cover - Python 3.12+
-
-        def c_version() -> asyncio.Task[Any] | None:
-            try:
-                task: asyncio.Task[Any] | None = c_current_task()
-            except RuntimeError:
-                return None
-            return task
-
-        return c_version
+    except ImportError:  # pragma: no cover - an interpreter without the C accelerator
+        c_current_task = None
+    if sys.version_info >= (3, 12) and c_current_task is not None:  # pragma: no cover
+        # Raises RuntimeError outside a running loop: the callers catch it (a try block
+        # costs nothing until it raises, a wrapper function would cost a call).
+        return cast("Callable[[], asyncio.Task[Any] | None]", c_current_task)
     try:
         from asyncio.events import _get_running_loop
         from asyncio.tasks import _current_tasks  # type: ignore[attr-defined]
@@ -281,20 +304,34 @@ def _current_task_getter() -> Callable[[], asyncio.Task[Any] | None]:
         return lambda: asyncio.current_task() if asyncio.events._get_running_loop() else None
 
     get = _current_tasks.get
+    get_ident = threading.get_ident
+    cache: dict[int, Any] = {}  # thread id -> the loop last seen running there
 
     def py311() -> asyncio.Task[Any] | None:
+        ident = get_ident()
+        loop = cache.get(ident)
+        if loop is not None and loop._thread_id == ident:  # running, in this thread
+            task = get(loop)
+            if task is not None:
+                return cast("asyncio.Task[Any]", task)
         loop = _get_running_loop()
-        return None if loop is None else cast("asyncio.Task[Any] | None", get(loop))
+        if loop is None:
+            return None
+        if hasattr(loop, "_thread_id"):  # uvloop's loop does not expose it: no cache
+            cache[ident] = loop
+        return cast("asyncio.Task[Any] | None", get(loop))
 
     return py311
 
 
-_current_task = _current_task_getter()
+_raw_current_task = _current_task_getter()
 
 
-def _task_name() -> str | None:
-    task = _current_task()
-    return None if task is None else task.get_name()
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return _raw_current_task()
+    except RuntimeError:  # pragma: no cover - Python 3.12+, no running loop
+        return None
 
 
 @final
@@ -333,6 +370,7 @@ class Profiler:
         max_traces: int = 100_000,
         clock: Clock = time.perf_counter,
         stack_limit: int = 10,
+        sample_interval: float = 0.005,
     ) -> None:
         self._enabled = require_bool("enabled", enabled)
         self._trace_async_tasks = require_bool("trace_async_tasks", trace_async_tasks)
@@ -344,12 +382,18 @@ class Profiler:
                 f"max_traces must be at most {MAX_TRACES:,}, got {max_traces!r}"
             )
         self._clock = require_callable("clock", clock)
+        self._sample_interval = require_finite("sample_interval", sample_interval)
+        if self._sample_interval <= 0:
+            raise ConfigurationError(
+                f"sample_interval must be a finite positive number, got {sample_interval!r}"
+            )
+        self._sampler: Sampler | None = None
         self._mode = 0
         self._update_mode()
         self._ids = itertools.count()
         self._records: deque[_Record] = deque(maxlen=max_traces)
         # One variable per profiler: two profilers trace independently of each other.
-        self._current: ContextVar[int | None] = ContextVar(
+        self._stacks: ContextVar[_TaskStack | None] = ContextVar(
             f"mtaio_trace_{id(self):x}", default=None
         )
         self._started_tracemalloc = False
@@ -404,12 +448,91 @@ class Profiler:
         return self._trace_memory
 
     def close(self) -> None:
-        """Stop tracemalloc if this profiler started it."""
+        """Stop sampling, and tracemalloc if this profiler started it."""
+        self.stop_sampling()
         if self._started_tracemalloc:
             self._started_tracemalloc = False
             tracemalloc.stop()
 
+    # -- sampling --------------------------------------------------------------------------
+
+    @property
+    def sampling_active(self) -> bool:
+        """Whether the sampling mode is on."""
+        return self._sampler is not None
+
+    def start_sampling(self, interval: float | None = None) -> None:
+        """Sample the calling thread's stack every ``interval`` seconds, from another thread.
+
+        The sampling mode costs the sampled code nearly nothing (no decorator, no hook; a
+        sampler thread reads the stack), for always-on use in production. Frames seen in
+        consecutive samples become :class:`Trace` records with parents, depths and the
+        running task's name, so :meth:`get_profile` and :meth:`Profile.format` report
+        them the same way as decorated calls. Frames of asyncio, threading and this package
+        are left out. Durations are multiples of the interval, and a suspended coroutine is
+        not on the stack: the figures say where the loop's thread spends its time.
+
+        Args:
+            interval: Seconds between samples; the profiler's ``sample_interval`` by default.
+
+        Raises:
+            MonitoringError: If sampling is already on.
+        """
+        if self._sampler is not None:
+            raise MonitoringError("the profiler is already sampling; stop_sampling() first")
+        every = self._sample_interval if interval is None else require_finite("interval", interval)
+        if every <= 0:
+            raise ConfigurationError(f"interval must be a finite positive number, got {interval!r}")
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        sampler = Sampler(
+            threading.get_ident(), every, self._clock, self._ids, self._records.append, loop
+        )
+        sampler.start()
+        self._sampler = sampler
+
+    def stop_sampling(self) -> int:
+        """Stop the sampling mode (if on) and return how many samples it took."""
+        sampler, self._sampler = self._sampler, None
+        if sampler is None:
+            return 0
+        sampler.stop()
+        return sampler.samples
+
+    def sampling(self, interval: float | None = None) -> Sampling:
+        """Return a context manager (``with``/``async with``) sampling its body.
+
+        Example:
+            >>> profiler = Profiler()
+            >>> with profiler.sampling(0.01):
+            ...     sum(range(1000))
+            499500
+        """
+        return Sampling(self, interval)
+
     # -- tracing ---------------------------------------------------------------------------
+
+    def _enter_stack(self) -> _TaskStack:
+        """Return the current task's stack of open traces (created at its first trace)."""
+        task = _current_task()
+        stack = self._stacks.get()
+        if stack is None or stack.owner is not task:
+            stack = self._new_stack(task, stack)
+        return stack
+
+    def _new_stack(
+        self, task: asyncio.Task[Any] | None, inherited: _TaskStack | None
+    ) -> _TaskStack:
+        # The first trace of a task: it nests under the trace its creator has open.
+        stack = _TaskStack(
+            task,
+            None if inherited is None else inherited.top,
+            None if task is None else task.get_name(),
+        )
+        self._stacks.set(stack)
+        return stack
 
     @overload
     def trace(self, func: _F, /) -> _F: ...
@@ -445,11 +568,12 @@ class Profiler:
     def _wrap(self, fn: _F, name: str) -> _F:
         if not callable(fn):
             raise ConfigurationError(f"trace() decorates a callable, got {fn!r}")
-        current = self._current
+        stacks_get = self._stacks.get
+        new_stack = self._new_stack
         ids = self._ids
         clock = self._clock
         append = self._records.append
-        current_task = _current_task
+        current_task = _raw_current_task
 
         if inspect.iscoroutinefunction(fn):
 
@@ -461,15 +585,17 @@ class Profiler:
                 if mode == 3:
                     async with Span(self, name):
                         return await fn(*args, **kwargs)
-                # The hot path: a handful of C calls and one tuple; Span does the rest.
-                tid = next(ids)
-                parent = current.get()
-                token = current.set(tid)
-                if mode == 2:
-                    t = current_task()
-                    task = None if t is None else t.get_name()
-                else:
+                # The hot path: the task's stack of open traces (one ContextVar read, no
+                # set), an id, two clock reads and one tuple; Span does the rest.
+                try:
+                    task = current_task()
+                except RuntimeError:  # pragma: no cover - Python 3.12+, no running loop
                     task = None
+                stack = stacks_get()
+                if stack is None or stack.owner is not task:
+                    stack = new_stack(task, stack)
+                parent = stack.top
+                tid = stack.top = next(ids)
                 error = None
                 start = clock()
                 try:
@@ -479,8 +605,10 @@ class Profiler:
                     raise
                 finally:
                     end = clock()
-                    current.reset(token)
-                    append((tid, parent, name, start, end, error, task))
+                    stack.top = parent
+                    append(
+                        (tid, parent, name, start, end, error, stack.name if mode == 2 else None)
+                    )
 
             return async_wrapper  # type: ignore[return-value]
 
@@ -509,6 +637,11 @@ class Profiler:
         if not isinstance(obj, Span) or obj._profiler is not self:
             raise ConfigurationError(f"span must be a Span from this profiler, got {span!r}")
         span._close(None if error is None else type(error).__name__)
+
+    def __repr__(self) -> str:
+        state = "enabled" if self._enabled else "disabled"
+        sampling = " sampling" if self._sampler is not None else ""
+        return f"<Profiler {state}{sampling} traces={len(self._records)}>"
 
     # -- results ---------------------------------------------------------------------------
 
@@ -567,6 +700,41 @@ class Profiler:
             )
         total_time = max(t.end for t in traces) - min(t.start for t in traces) if traces else 0.0
         return Profile(traces, total_time, stats)
+
+
+@final
+class Sampling:
+    """What :meth:`Profiler.sampling` returns: sampling on while its block runs."""
+
+    __slots__ = ("_interval", "_profiler", "samples")
+
+    def __init__(self, profiler: Profiler, interval: float | None) -> None:
+        self._profiler = profiler
+        self._interval = interval
+        self.samples = 0
+
+    def __enter__(self) -> Self:
+        self._profiler.start_sampling(self._interval)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.samples = self._profiler.stop_sampling()
+
+    async def __aenter__(self) -> Self:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
 
 
 def _qualname(fn: Callable[..., Any]) -> str:
