@@ -39,14 +39,14 @@ def _is_real(v: object) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
-KINDS: dict[str, Callable[[object], bool]] = {
+KINDS: dict[str, Callable[[Any], bool]] = {
     # which of VALUES a parameter of this kind accepts
-    "finite": lambda v: _is_real(v) and math.isfinite(v),  # type: ignore[arg-type]
-    "finite>=0": lambda v: _is_real(v) and math.isfinite(v) and v >= 0,  # type: ignore[arg-type, operator]
-    "finite>0": lambda v: _is_real(v) and math.isfinite(v) and v > 0,  # type: ignore[arg-type, operator]
+    "finite": lambda v: _is_real(v) and math.isfinite(v),
+    "finite>=0": lambda v: _is_real(v) and math.isfinite(v) and v >= 0,
+    "finite>0": lambda v: _is_real(v) and math.isfinite(v) and v > 0,
     "int>0": lambda v: type(v) is int and v > 0,
     "int>0 small": lambda v: type(v) is int and 0 < v <= 10**7,
-    "quantile": lambda v: _is_real(v) and 0 <= v <= 1,  # type: ignore[operator]
+    "quantile": lambda v: _is_real(v) and 0 <= v <= 1,
     "bool": lambda v: v is True,
     "str": lambda v: v == "5",
     "str|None": lambda v: v in ("5", None),
@@ -54,10 +54,10 @@ KINDS: dict[str, Callable[[object], bool]] = {
     "callable": lambda v: False,
     "callable|None": lambda v: v is None,
     "int>0|None": lambda v: v is None or (type(v) is int and v > 0),
-    "finite|None": lambda v: v is None or (_is_real(v) and math.isfinite(v)),  # type: ignore[arg-type]
-    "not NaN|None": lambda v: v is None or (_is_real(v) and not math.isnan(v)),  # type: ignore[arg-type]
+    "finite|None": lambda v: v is None or (_is_real(v) and math.isfinite(v)),
+    "not NaN|None": lambda v: v is None or (_is_real(v) and not math.isnan(v)),
     "pid|None": lambda v: v is None,
-    "not NaN": lambda v: _is_real(v) and not math.isnan(v),  # type: ignore[arg-type]
+    "not NaN": lambda v: _is_real(v) and not math.isnan(v),
     "pid": lambda v: False,  # no pid among the values is a process of ours (1 is not tried)
     "port": lambda v: v == 0,
 }
@@ -69,7 +69,7 @@ class Api:
     param: str
     kind: str
     make: Callable[[], Any]
-    call: Callable[[Any, object], Any]
+    call: Callable[[Any, Any], Any]
     use: Callable[[Any], Any]
 
 
@@ -136,7 +136,7 @@ APIS: list[Api] = [
         lambda: None,
         lambda _, v: _use_monitor(ResourceMonitor(interval=v)),
         _nothing,
-    ),  # type: ignore[arg-type]
+    ),
     Api(
         "ResourceMonitor",
         "history_size",
@@ -144,7 +144,7 @@ APIS: list[Api] = [
         lambda: None,
         lambda _, v: ResourceMonitor(history_size=v),
         _nothing,
-    ),  # type: ignore[arg-type]
+    ),
     Api(
         "ResourceMonitor",
         "min_window",
@@ -152,7 +152,7 @@ APIS: list[Api] = [
         lambda: None,
         lambda _, v: ResourceMonitor(min_window=v),
         _nothing,
-    ),  # type: ignore[arg-type]
+    ),
     Api(
         "ResourceMonitor",
         "alert_on_threshold",
@@ -160,7 +160,7 @@ APIS: list[Api] = [
         lambda: None,
         lambda _, v: ResourceMonitor(alert_on_threshold=v),
         _nothing,
-    ),  # type: ignore[arg-type]
+    ),
     Api(
         "ResourceMonitor",
         "clock",
@@ -168,7 +168,7 @@ APIS: list[Api] = [
         lambda: None,
         lambda _, v: ResourceMonitor(clock=v),
         _nothing,
-    ),  # type: ignore[arg-type]
+    ),
     Api(
         "ResourceMonitor",
         "reader",
@@ -176,7 +176,7 @@ APIS: list[Api] = [
         lambda: None,
         lambda _, v: ResourceMonitor(reader=v),
         _nothing,
-    ),  # type: ignore[arg-type]
+    ),
     # ResourceMonitor methods
     Api("set_threshold", "value", "finite", M, lambda m, v: m.set_threshold("x", v), _use_monitor),
     Api("set_threshold", "metric", "str", M, lambda m, v: m.set_threshold(v, 1), _use_monitor),
@@ -336,7 +336,7 @@ APIS: list[Api] = [
         _use_monitor,
     ),
     # metrics
-    Api("Counter", "name", "str", lambda: None, lambda _, v: Counter(v), _nothing),  # type: ignore[arg-type]
+    Api("Counter", "name", "str", lambda: None, lambda _, v: Counter(v), _nothing),
     Api(
         "Counter.inc",
         "amount",
@@ -387,8 +387,8 @@ APIS: list[Api] = [
         lambda: None,
         lambda _, v: Histogram("h", reservoir=v),
         _nothing,
-    ),  # type: ignore[arg-type]
-    Api("Histogram", "description", "str", lambda: None, lambda _, v: Histogram("h", v), _nothing),  # type: ignore[arg-type]
+    ),
+    Api("Histogram", "description", "str", lambda: None, lambda _, v: Histogram("h", v), _nothing),
     Api(
         "Histogram.observe",
         "value",
@@ -445,7 +445,7 @@ APIS: list[Api] = [
         lambda r, v: r.register_stats(v, _Snap()),
         _use_registry,
     ),
-    Api("Threshold", "value", "finite", lambda: None, lambda _, v: Threshold("m", v), _nothing),  # type: ignore[arg-type]
+    Api("Threshold", "value", "finite", lambda: None, lambda _, v: Threshold("m", v), _nothing),
     # profiler
     Api(
         "Profiler",
@@ -454,7 +454,7 @@ APIS: list[Api] = [
         lambda: None,
         lambda _, v: _use_profiler(Profiler(enabled=v)),
         _nothing,
-    ),  # type: ignore[arg-type]
+    ),
     Api(
         "Profiler",
         "trace_async_tasks",
@@ -462,7 +462,7 @@ APIS: list[Api] = [
         lambda: None,
         lambda _, v: Profiler(trace_async_tasks=v),
         _nothing,
-    ),  # type: ignore[arg-type]
+    ),
     Api(
         "Profiler",
         "collect_stack_trace",
@@ -470,7 +470,7 @@ APIS: list[Api] = [
         lambda: None,
         lambda _, v: Profiler(collect_stack_trace=v),
         _nothing,
-    ),  # type: ignore[arg-type]
+    ),
     Api(
         "Profiler",
         "max_traces",
@@ -478,7 +478,7 @@ APIS: list[Api] = [
         lambda: None,
         lambda _, v: Profiler(max_traces=v),
         _nothing,
-    ),  # type: ignore[arg-type]
+    ),
     Api(
         "Profiler",
         "stack_limit",
@@ -486,8 +486,8 @@ APIS: list[Api] = [
         lambda: None,
         lambda _, v: Profiler(stack_limit=v),
         _nothing,
-    ),  # type: ignore[arg-type]
-    Api("Profiler", "clock", "callable", lambda: None, lambda _, v: Profiler(clock=v), _nothing),  # type: ignore[arg-type]
+    ),
+    Api("Profiler", "clock", "callable", lambda: None, lambda _, v: Profiler(clock=v), _nothing),
     Api(
         "Profiler",
         "sample_interval",
@@ -495,7 +495,7 @@ APIS: list[Api] = [
         lambda: None,
         lambda _, v: Profiler(sample_interval=v),
         _nothing,
-    ),  # type: ignore[arg-type]
+    ),
     Api(
         "Profiler.enabled",
         "enabled",
@@ -534,7 +534,7 @@ APIS: list[Api] = [
     # readers and export
     Api(
         "PsutilReader", "pid", "pid|None", lambda: None, lambda _, v: PsutilReader(pid=v), _nothing
-    ),  # type: ignore[arg-type]
+    ),
     Api(
         "MetricsServer",
         "port",
@@ -542,7 +542,7 @@ APIS: list[Api] = [
         lambda: None,
         lambda _, v: MetricsServer([], port=v),
         _nothing,
-    ),  # type: ignore[arg-type]
+    ),
 ]
 
 
