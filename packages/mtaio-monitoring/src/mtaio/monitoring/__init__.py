@@ -13,6 +13,8 @@ the public API and lists it in ``__all__``.
 - ``_profiler``: :class:`Profiler`;
 - ``_prometheus``: collectors; ``_server``: the HTTP endpoint (both need the
   ``prometheus`` extra at run time, not at import);
+- ``_otel``: OpenTelemetry export (needs the ``otel`` extra at run time);
+- ``_sampler``: the profiler's sampling thread;
 - ``_cli``: ``python -m mtaio.monitoring`` / ``mtaio-monitor``, a live terminal view.
 """
 
@@ -35,6 +37,8 @@ from ._metrics import InProgress as InProgress
 from ._metrics import MetricsRegistry as MetricsRegistry
 from ._metrics import Timer as Timer
 from ._monitor import ResourceMonitor as ResourceMonitor
+from ._otel import OTelMetrics as OTelMetrics
+from ._otel import export_spans as export_spans
 from ._profiler import Profile as Profile
 from ._profiler import Profiler as Profiler
 from ._profiler import Sampling as Sampling
@@ -99,6 +103,8 @@ __all__ = (
     "RegistryCollector",
     "MetricsServer",
     "serve_registry",
+    "OTelMetrics",
+    "export_spans",
     "MissingDependencyError",
 )
 
