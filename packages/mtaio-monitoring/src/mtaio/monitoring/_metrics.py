@@ -8,14 +8,11 @@ or async, and a decorator of sync or async functions) and ``Gauge.set_function()
 from __future__ import annotations
 
 import bisect
-import functools
-import inspect
 import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from types import TracebackType
-from typing import Any, ClassVar, Generic, Literal, ParamSpec, Self, TypeVar, final
+from typing import ClassVar, Generic, Literal, ParamSpec, TypeVar, final
 
 from mtaio.exceptions import (
     ConfigurationError,
@@ -26,6 +23,7 @@ from mtaio.exceptions import (
 )
 from mtaio.typing import Clock
 
+from ._blocks import DecoratorBlock
 from ._log import logger
 from ._sources import RegisteredSource, StatsSource
 from ._validate import require_finite, require_name, require_number, require_quantile
@@ -78,70 +76,8 @@ def _fmt(value: float) -> str:
     return f"{value:g}"
 
 
-class _Block:
-    """A context manager (``with``/``async with``) that is also a decorator.
-
-    Used as a decorator, every call runs inside a fresh copy (:meth:`_fresh`), so concurrent
-    calls of the decorated function never share the block's per-use state.
-    """
-
-    __slots__ = ()
-
-    def _fresh(self) -> Self:
-        raise NotImplementedError
-
-    def _enter(self) -> None:
-        raise NotImplementedError
-
-    def _exit(self, exc_type: type[BaseException] | None) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        self._enter()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._exit(exc_type)
-
-    async def __aenter__(self) -> Self:
-        self._enter()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._exit(exc_type)
-
-    def __call__(self, fn: Callable[_P, _R]) -> Callable[_P, _R]:
-        """Decorate ``fn`` (sync or async): each call runs inside the block."""
-        require_callable("fn", fn)
-        if inspect.iscoroutinefunction(fn):
-
-            @functools.wraps(fn)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                with self._fresh():
-                    return await fn(*args, **kwargs)
-
-            return async_wrapper  # type: ignore[return-value]
-
-        @functools.wraps(fn)
-        def sync_wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-            with self._fresh():
-                return fn(*args, **kwargs)
-
-        return sync_wrapper
-
-
 @final
-class Timer(_Block):
+class Timer(DecoratorBlock):
     """What :meth:`Histogram.time` returns: observes the seconds its block (or call) took.
 
     Attributes:
@@ -168,7 +104,7 @@ class Timer(_Block):
 
 
 @final
-class InProgress(_Block):
+class InProgress(DecoratorBlock):
     """What :meth:`Gauge.track_inprogress` returns: the gauge counts blocks running."""
 
     __slots__ = ("_child",)
@@ -187,7 +123,7 @@ class InProgress(_Block):
 
 
 @final
-class ExceptionCounter(_Block):
+class ExceptionCounter(DecoratorBlock):
     """What :meth:`Counter.count_exceptions` returns: counts blocks that raised.
 
     The exception still propagates; it is only counted.

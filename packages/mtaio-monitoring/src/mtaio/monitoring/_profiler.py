@@ -16,7 +16,6 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Self, TypeVar, cast, final, overload
 
 from mtaio.exceptions import (
@@ -27,6 +26,7 @@ from mtaio.exceptions import (
 )
 from mtaio.typing import Clock
 
+from ._blocks import Block
 from ._metrics import quantile
 from ._sampler import Sampler
 from ._validate import require_bool, require_finite, require_name
@@ -163,7 +163,7 @@ def _asdict(obj: Trace | TraceStats) -> dict[str, Any]:
 
 
 @final
-class Span:
+class Span(Block):
     """An open trace: what :meth:`Profiler.start_trace` and :meth:`Profiler.trace_context` give.
 
     Use it as ``with``/``async with``, or end it with :meth:`Profiler.end_trace`.
@@ -240,26 +240,10 @@ class Span:
             )
         )
 
-    def __enter__(self) -> Self:
-        return self._open()
+    def _enter(self) -> None:
+        self._open()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._close(None if exc_type is None else exc_type.__name__)
-
-    async def __aenter__(self) -> Self:
-        return self._open()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _exit(self, exc_type: type[BaseException] | None) -> None:
         self._close(None if exc_type is None else exc_type.__name__)
 
 
@@ -703,7 +687,7 @@ class Profiler:
 
 
 @final
-class Sampling:
+class Sampling(Block):
     """What :meth:`Profiler.sampling` returns: sampling on while its block runs."""
 
     __slots__ = ("_interval", "_profiler", "samples")
@@ -713,28 +697,11 @@ class Sampling:
         self._interval = interval
         self.samples = 0
 
-    def __enter__(self) -> Self:
+    def _enter(self) -> None:
         self._profiler.start_sampling(self._interval)
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _exit(self, exc_type: type[BaseException] | None) -> None:
         self.samples = self._profiler.stop_sampling()
-
-    async def __aenter__(self) -> Self:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
 
 
 def _qualname(fn: Callable[..., Any]) -> str:

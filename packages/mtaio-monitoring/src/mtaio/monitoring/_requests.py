@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from types import TracebackType
-from typing import Self, final
+from typing import final
 
 from mtaio.exceptions import ConfigurationTypeError
 from mtaio.typing import Clock
 
+from ._blocks import Block
 from ._metrics import DEFAULT_BUCKETS, Histogram, MetricsRegistry
 from ._validate import require_bool, require_finite_non_negative
 
@@ -60,7 +60,7 @@ class RequestCounts:
 
 
 @final
-class TrackedRequest:
+class TrackedRequest(Block):
     """The context manager :meth:`ResourceMonitor.track_request` returns.
 
     Usable once, with ``async with`` or ``with``. A request that raises counts as an error;
@@ -75,17 +75,11 @@ class TrackedRequest:
         self._start = 0.0
         self.latency: float | None = None
 
-    def __enter__(self) -> Self:
+    def _enter(self) -> None:
         self._counts.in_flight += 1
         self._start = self._counts.clock()
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _exit(self, exc_type: type[BaseException] | None) -> None:
         counts = self._counts
         counts.in_flight -= 1
         if exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
@@ -93,17 +87,6 @@ class TrackedRequest:
             return
         self.latency = max(0.0, counts.clock() - self._start)
         counts.record(self.latency, error=exc_type is not None, name=self._name)
-
-    async def __aenter__(self) -> Self:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
 
     def __repr__(self) -> str:
         return f"<TrackedRequest name={self._name!r} latency={self.latency!r}>"
