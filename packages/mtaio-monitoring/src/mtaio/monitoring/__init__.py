@@ -26,6 +26,7 @@ from ._alerts import Alert as Alert
 from ._alerts import Threshold as Threshold
 from ._errors import MissingDependencyError as MissingDependencyError
 from ._history import HistorySummary as HistorySummary
+from ._metrics import DEFAULT_BUCKETS as DEFAULT_BUCKETS
 from ._metrics import Counter as Counter
 from ._metrics import CounterChild as CounterChild
 from ._metrics import ExceptionCounter as ExceptionCounter
@@ -77,6 +78,7 @@ __all__ = (
     "ProcessStats",
     "SYSTEM_METRICS",
     "METRIC_ALIASES",
+    "DEFAULT_BUCKETS",
     "Reading",
     "StatsReader",
     "PsutilReader",
