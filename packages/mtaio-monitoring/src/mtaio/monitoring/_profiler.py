@@ -332,10 +332,13 @@ def _current_task() -> asyncio.Task[Any] | None:
 class Profiler:
     """Trace sync and async calls; correct when many tasks are traced at once.
 
-    Each task sees its own current trace through a :class:`~contextvars.ContextVar`, so
-    concurrent tasks never nest under one another; a task created inside a trace starts with
-    that trace as parent (it inherits the context), which is where its work belongs.
-    Durations use a monotonic clock (``time.perf_counter``).
+    Each task keeps its open traces on its own stack (found through a
+    :class:`~contextvars.ContextVar`, read once per call), so concurrent tasks never nest
+    under one another; a task created inside a trace nests under the trace its creator has
+    open when the task first traces (for awaited tasks, ``gather`` and task groups: the
+    trace that created it), which is where its work belongs. Durations use a monotonic clock
+    (``time.perf_counter``). Besides decorators, a sampling mode (:meth:`sampling`) reads
+    the stack from another thread, for always-on use.
 
     Args:
         enabled: Record traces; a disabled profiler's decorators just call through.
@@ -346,6 +349,7 @@ class Profiler:
         max_traces: Finished traces kept; the oldest are dropped beyond it.
         clock: Monotonic clock for durations.
         stack_limit: Frames kept per stack when ``collect_stack_trace`` is on.
+        sample_interval: Default seconds between two samples of the sampling mode.
 
     Example:
         >>> profiler = Profiler()
