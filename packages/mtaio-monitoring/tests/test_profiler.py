@@ -324,12 +324,11 @@ def test_loops_in_several_threads_keep_their_own_task_names() -> None:
             await leaf()
 
     def thread_main(n: int) -> None:
+        async def main(run: int) -> None:
+            await asyncio.create_task(job(), name=f"thread{n}-run{run}")
+
         for run in range(2):  # a second loop in the same thread: the cache is refreshed
-
-            async def main() -> None:
-                await asyncio.create_task(job(), name=f"thread{n}-run{run}")
-
-            asyncio.run(main())
+            asyncio.run(main(run))
 
     threads = [threading.Thread(target=thread_main, args=(n,)) for n in range(3)]
     for t in threads:
