@@ -171,3 +171,20 @@ def test_live_view_formats_values_one_way(reader: FakeReader) -> None:
     assert format_value("process.open_fds", 7.0) == "7"
     assert format_value("error_rate", 0.25) == "25.0 %"
     assert format_value("average_latency", 0.5) == "0.500 s"
+
+
+def test_reader_of_a_process_that_exits_says_so() -> None:
+    import subprocess
+    import sys
+
+    from mtaio.monitoring import ProcessGoneError, PsutilReader
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        reader = PsutilReader(pid=proc.pid)
+        assert reader.read().pid == proc.pid
+    finally:
+        proc.kill()  # SIGKILL mid-run
+        proc.wait()
+    with pytest.raises(ProcessGoneError, match=f"process {proc.pid} has exited"):
+        reader.read()

@@ -110,6 +110,52 @@ def test_view_attached_to_an_app_in_a_terminal(tmp_path: Path) -> None:
     assert "Traceback" not in screen
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pty")
+def test_view_ends_cleanly_when_the_watched_app_is_killed(tmp_path: Path) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(APP)
+    app = subprocess.Popen([sys.executable, str(script), "30"], stdout=subprocess.PIPE, text=True)
+    try:
+        url = _read_line(app, 30)
+        master, slave = pty.openpty()
+        argv = ["--pid", str(app.pid), "--url", url, "--interval", "0.2", "--duration", "60"]
+        view = subprocess.Popen(
+            [sys.executable, "-m", "mtaio.monitoring", *argv],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            close_fds=True,
+        )
+        os.close(slave)
+        try:
+            first = b""
+            deadline = time.monotonic() + 30
+            while b"application" not in first and time.monotonic() < deadline:
+                ready, _, _ = select.select([master], [], [], 0.2)
+                if ready:
+                    first += os.read(master, 65536)
+            assert b"application" in first  # a frame is on screen
+            app.kill()  # SIGKILL mid-run
+            app.wait()
+            screen = _screen(master, view, 60)
+            assert view.wait(timeout=30) == 0
+        finally:
+            os.close(master)
+            if view.poll() is None:  # pragma: no cover - only when the test already failed
+                view.kill()
+                view.wait()
+    finally:
+        if app.poll() is None:  # pragma: no cover - only when the test already failed
+            app.kill()
+            app.wait()
+        assert app.stdout is not None
+        app.stdout.close()
+    assert f"process {app.pid} has exited" in screen
+    assert "Traceback" not in screen
+    assert SHOW_CURSOR in screen
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

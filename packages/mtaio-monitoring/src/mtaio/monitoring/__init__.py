@@ -25,6 +25,7 @@ from mtaio.typing import publish_module as _publish_module
 from ._alerts import Alert as Alert
 from ._alerts import Threshold as Threshold
 from ._errors import MissingDependencyError as MissingDependencyError
+from ._errors import ProcessGoneError as ProcessGoneError
 from ._history import HistorySummary as HistorySummary
 from ._metrics import DEFAULT_BUCKETS as DEFAULT_BUCKETS
 from ._metrics import Counter as Counter
@@ -108,6 +109,7 @@ __all__ = (
     "OTelMetrics",
     "export_spans",
     "MissingDependencyError",
+    "ProcessGoneError",
 )
 
 # Reprs, tracebacks and pickles name the public path (mtaio.monitoring.X), not a private module.

@@ -20,6 +20,7 @@ from typing import TextIO
 from mtaio.exceptions import ConfigurationError
 
 from ._alerts import Alert, Threshold
+from ._errors import ProcessGoneError
 from ._monitor import ResourceMonitor
 from ._reader import PsutilReader
 from ._remote import Exposition, check_url, fetch, rows
@@ -362,7 +363,11 @@ async def run(
         url: str | None = getattr(args, "url", None)
         remote: Exposition | None = None
         while True:
-            stats = await monitor.sample()
+            try:
+                stats = await monitor.sample()
+            except ProcessGoneError as exc:  # the watched app ended: nothing more to show
+                out.write(f"\n{exc}\n")
+                break
             remote_error = None
             if url is not None:
                 try:

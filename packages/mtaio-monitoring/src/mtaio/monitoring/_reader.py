@@ -12,6 +12,7 @@ import psutil  # type: ignore[import-untyped, unused-ignore]
 from mtaio.exceptions import ConfigurationError, require_callable, require_positive_int
 from mtaio.typing import Clock
 
+from ._errors import ProcessGoneError
 from ._stats import Reading
 
 
@@ -59,7 +60,11 @@ class PsutilReader:
         self._clock = require_callable("clock", clock)
 
     def read(self) -> Reading:
-        """Read CPU, memory, disk and process figures (blocking; a fraction of a ms)."""
+        """Read CPU, memory, disk and process figures (blocking; a fraction of a ms).
+
+        Raises:
+            ProcessGoneError: If the watched process has exited.
+        """
         now_wall = time.time()
         cpu = psutil.cpu_times()
         total = sum(cpu)
@@ -73,14 +78,17 @@ class PsutilReader:
         except (AttributeError, OSError):  # pragma: no cover - platforms without a load average
             load = (0.0, 0.0, 0.0)
         p = self._process
-        with p.oneshot():
-            pcpu = p.cpu_times()
-            mem = p.memory_info()
-            threads = p.num_threads()
-            # num_fds on POSIX, num_handles on Windows; getattr keeps mypy's platform stubs happy.
-            count_fds = getattr(p, "num_fds", None) or getattr(p, "num_handles")  # noqa: B009
-            fds = int(count_fds())
-            created = p.create_time()
+        try:
+            with p.oneshot():
+                pcpu = p.cpu_times()
+                mem = p.memory_info()
+                threads = p.num_threads()
+                # num_fds on POSIX, num_handles on Windows; getattr keeps mypy's stubs happy.
+                count_fds = getattr(p, "num_fds", None) or getattr(p, "num_handles")  # noqa: B009
+                fds = int(count_fds())
+                created = p.create_time()
+        except psutil.NoSuchProcess:
+            raise ProcessGoneError(f"process {p.pid} has exited") from None
         return Reading(
             time=self._clock(),
             cpu_busy=total - idle,
