@@ -71,7 +71,7 @@ def test_render_waiting_and_minimal(reader: FakeReader) -> None:
     assert "thresholds" not in text
     assert "recent alerts" not in text
     below = Threshold("memory.available", 1.0, direction="below")
-    assert "memory.available < 1: now —" in render(stats, [below], color=False)
+    assert "memory.available < 1 B: now —" in render(stats, [below], color=False)
 
 
 def test_parse_threshold() -> None:

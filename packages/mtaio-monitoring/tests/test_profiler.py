@@ -305,3 +305,44 @@ async def test_threads_and_methods() -> None:
     for inner in profile.by_name("inner"):
         assert inner.parent_id is not None
         assert by_id[inner.parent_id].name.endswith("Service.work")
+
+
+def test_loops_in_several_threads_keep_their_own_task_names() -> None:
+    # The current-task lookup caches each thread's loop (Python 3.11): it must never hand
+    # one thread's task to another, nor a loop's task after that loop stopped.
+    import threading
+
+    profiler = Profiler()
+
+    @profiler.trace(name="leaf")
+    async def leaf() -> None:
+        await asyncio.sleep(0)
+
+    @profiler.trace(name="job")
+    async def job() -> None:
+        for _ in range(50):
+            await leaf()
+
+    def thread_main(n: int) -> None:
+        async def main(run: int) -> None:
+            await asyncio.create_task(job(), name=f"thread{n}-run{run}")
+
+        for run in range(2):  # a second loop in the same thread: the cache is refreshed
+            asyncio.run(main(run))
+
+    threads = [threading.Thread(target=thread_main, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    profile = asyncio.run(profiler.get_profile())
+    by_id = {t.id: t for t in profile.traces}
+    leaves = profile.by_name("leaf")
+    assert len(leaves) == 3 * 2 * 50
+    for leaf_trace in leaves:
+        parent = by_id[leaf_trace.parent_id]  # type: ignore[index]
+        assert parent.name == "job"
+        assert parent.task == leaf_trace.task
+    assert {t.task for t in profile.by_name("job")} == {
+        f"thread{n}-run{r}" for n in range(3) for r in range(2)
+    }

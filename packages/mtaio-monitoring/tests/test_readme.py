@@ -22,3 +22,18 @@ async def test_readme_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "HistorySummary(metric='memory.percent', count=2" in out
     assert re.search(r"Prometheus can scrape http://127\.0\.0\.1:\d+/metrics", out)
     assert re.search(r"handle\s+5\s", out)
+
+
+async def test_readme_registry_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("prometheus_client")
+    code = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)[1]
+    code = code.rstrip().removesuffix("asyncio.run(main())")
+    ns: dict[str, object] = {"__name__": "readme_registry_example"}
+    exec(compile(code, str(README), "exec", dont_inherit=True), ns)
+    await ns["main"]()  # type: ignore[operator]
+    assert re.search(r"scrape http://127\.0\.0\.1:\d+/metrics", capsys.readouterr().out)
+    registry = ns["registry"]
+    assert registry.value("cache.hit_rate") == 0.9  # type: ignore[attr-defined]
+    assert registry.get("db_seconds").labels().count == 3  # type: ignore[attr-defined]
+    assert registry.value("jobs_running") == 0  # type: ignore[attr-defined]
+    assert registry.value("queue_len") == 2  # type: ignore[attr-defined]

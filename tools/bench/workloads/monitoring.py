@@ -8,8 +8,10 @@ Scenarios:
   ``Profiler.trace``. yappi (wall clock) and pyinstrument are whole-program profilers switched
   on around the same loop: they measure every call, not one function, so they are context,
   not contenders.
-* traced-yield: the same with a coroutine that yields to the loop once (``await
+* traced-yield: the same contenders with a coroutine that yields to the loop once (``await
   asyncio.sleep(0)``): the smallest piece of real async work.
+* Both tracing scenarios also run the profiler's sampling mode (a thread reads the stack
+  every 5 ms; the loop runs undecorated code).
 * counter-inc: 200k increments. Raw: ``dict[key] += 1``. mtaio ``Counter.inc()`` and a bound
   series (``counter.labels(...)`` kept, as on a hot path) beside prometheus_client's
   ``Counter.inc()`` and its bound ``labels()`` child.
@@ -29,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 
 from mtaio.monitoring import Profiler, PsutilReader, ResourceMonitor
 
@@ -39,19 +42,19 @@ async def _f() -> int:
     return 1
 
 
-def _traced_call(options: Options) -> Scenario:
-    n = options.scale(100_000)
+def _tracing_cases(target: Callable[[], Awaitable[int]], n: int) -> list[Case]:
+    """The contenders of a tracing scenario, all awaiting ``target`` n times."""
     cases: list[Case] = []
 
     async def raw() -> None:
-        f = _f
+        f = target
         for _ in range(n):
             await f()
 
     cases.append(Case("raw await", raw, n, raw=True))
 
     async def hand_timed() -> None:
-        f = _f
+        f = target
         clock = time.perf_counter
         out: list[tuple[float, float]] = []
         append = out.append
@@ -63,7 +66,7 @@ def _traced_call(options: Options) -> Scenario:
     cases.append(Case("hand-timed (2x perf_counter + append)", hand_timed, n))
 
     profiler = Profiler(max_traces=n)
-    traced = profiler.trace(_f)
+    traced = profiler.trace(target)
 
     async def mtaio_traced() -> None:
         for _ in range(n):
@@ -72,7 +75,7 @@ def _traced_call(options: Options) -> Scenario:
     cases.append(Case("mtaio Profiler.trace", mtaio_traced, n, setup=profiler.clear))
 
     lean = Profiler(trace_async_tasks=False, max_traces=n)
-    lean_traced = lean.trace(_f)
+    lean_traced = lean.trace(target)
 
     async def mtaio_lean() -> None:
         for _ in range(n):
@@ -83,13 +86,25 @@ def _traced_call(options: Options) -> Scenario:
     )
 
     disabled = Profiler(enabled=False)
-    off = disabled.trace(_f)
+    off = disabled.trace(target)
 
     async def mtaio_disabled() -> None:
         for _ in range(n):
             await off()
 
     cases.append(Case("mtaio Profiler.trace (disabled)", mtaio_disabled, n))
+
+    sampler = Profiler()
+
+    async def mtaio_sampling() -> None:
+        f = target
+        with sampler.sampling(0.005):
+            for _ in range(n):
+                await f()
+
+    cases.append(
+        Case("mtaio Profiler.sampling() every 5 ms", mtaio_sampling, n, setup=sampler.clear)
+    )
 
     try:
         import yappi
@@ -98,7 +113,7 @@ def _traced_call(options: Options) -> Scenario:
             yappi.set_clock_type("wall")
             yappi.start()
             try:
-                f = _f
+                f = target
                 for _ in range(n):
                     await f()
             finally:
@@ -115,7 +130,7 @@ def _traced_call(options: Options) -> Scenario:
             prof = PyInstrument(async_mode="disabled")
             prof.start()
             try:
-                f = _f
+                f = target
                 for _ in range(n):
                     await f()
             finally:
@@ -124,7 +139,12 @@ def _traced_call(options: Options) -> Scenario:
         cases.append(Case("pyinstrument (whole program, sampling)", with_pyinstrument, n))
     except ImportError:  # pragma: no cover - optional peer
         pass
-    return Scenario("traced-call", cases, note="await of a trivial coroutine")
+    return cases
+
+
+def _traced_call(options: Options) -> Scenario:
+    n = options.scale(100_000)
+    return Scenario("traced-call", _tracing_cases(_f, n), note="await of a trivial coroutine")
 
 
 async def _yielding() -> int:
@@ -134,25 +154,9 @@ async def _yielding() -> int:
 
 def _traced_yield(options: Options) -> Scenario:
     n = options.scale(50_000)
-
-    async def raw() -> None:
-        f = _yielding
-        for _ in range(n):
-            await f()
-
-    profiler = Profiler(max_traces=n)
-    traced = profiler.trace(_yielding)
-
-    async def mtaio_traced() -> None:
-        for _ in range(n):
-            await traced()
-
     return Scenario(
         "traced-yield",
-        [
-            Case("raw await", raw, n, raw=True),
-            Case("mtaio Profiler.trace", mtaio_traced, n, setup=profiler.clear),
-        ],
+        _tracing_cases(_yielding, n),
         note="a coroutine that yields to the loop once (await asyncio.sleep(0))",
     )
 

@@ -7,16 +7,25 @@ from typing import assert_type
 
 from mtaio.monitoring import (
     Counter,
+    ExceptionCounter,
     Gauge,
     Histogram,
+    InProgress,
+    MetricsRegistry,
+    MetricsServer,
     MonitorStats,
+    OTelMetrics,
     Profile,
     Profiler,
     ResourceMonitor,
+    Sampling,
     Span,
     SystemStats,
     Threshold,
+    Timer,
     TrackedRequest,
+    export_spans,
+    serve_registry,
 )
 from mtaio.monitoring._metrics import CounterChild, HistogramChild
 
@@ -64,3 +73,44 @@ async def use(monitor: ResourceMonitor) -> None:
     assert same is handler
     monitor.record_metric("x", 1.5, labels={"a": "b"})
     await fetch(1)  # type: ignore[arg-type]  # the decorator keeps the signature
+
+
+latency = Histogram("db_seconds")
+running = Gauge("jobs_running")
+failures = Counter("failures")
+
+
+@latency.time()
+async def query(sql: str) -> list[int]:
+    return [len(sql)]
+
+
+@running.track_inprogress()
+def work(n: int) -> int:
+    return n
+
+
+@failures.count_exceptions(ValueError)
+async def flaky() -> str:
+    return "ok"
+
+
+async def conveniences() -> None:
+    assert_type(await query("select"), list[int])
+    assert_type(work(1), int)
+    assert_type(await flaky(), str)
+    with latency.time() as timer:
+        assert_type(timer, Timer)
+    async with running.track_inprogress() as tracking:
+        assert_type(tracking, InProgress)
+    with failures.count_exceptions() as counting:
+        assert_type(counting, ExceptionCounter)
+    running.set_function(lambda: 3.0)
+    work("x")  # type: ignore[arg-type]  # the decorators keep the signature
+    with profiler.sampling(0.01) as block:
+        assert_type(block, Sampling)
+    registry = MetricsRegistry()
+    server = await serve_registry(registry)
+    assert_type(server, MetricsServer)
+    assert_type(OTelMetrics(registry).sync(), int)
+    assert_type(export_spans(await profiler.get_profile()), int)

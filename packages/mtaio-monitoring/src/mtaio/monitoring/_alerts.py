@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -10,14 +9,13 @@ from typing import Any, Literal, final
 
 from mtaio.exceptions import (
     require_choice,
-    require_non_negative,
     require_positive_int,
 )
 from mtaio.typing import call_maybe_async
 
-from ._metrics import LabelKey, label_key, require_name, require_number
-
-logger = logging.getLogger("mtaio.monitoring")
+from ._log import logger
+from ._metrics import LabelKey, label_key
+from ._validate import require_finite, require_finite_non_negative, require_name
 
 Direction = Literal["above", "below"]
 ThresholdHandler = Callable[[str, float, float], Awaitable[Any] | Any]
@@ -76,6 +74,10 @@ class Threshold:
         breaches: Consecutive breaching samples so far.
         fired: How many times it fired.
         last_value: The value seen at the last evaluation.
+        seen: Whether the metric has had a value at any evaluation.
+        missed: Samples at which the metric had no value (an application metric not
+            recorded yet; a name that is never recorded is reported, see
+            :attr:`MonitorStats.unrecorded_thresholds`).
     """
 
     __slots__ = (
@@ -90,6 +92,8 @@ class Threshold:
         "labels",
         "last_value",
         "metric",
+        "missed",
+        "seen",
         "sustained",
         "value",
     )
@@ -106,17 +110,19 @@ class Threshold:
         labels: Mapping[str, object] | None = None,
     ) -> None:
         self.metric = require_name("metric", metric)
-        self.value = require_number("value", value)
+        self.value = require_finite("value", value)
         self.direction: Direction = require_choice("direction", direction, ("above", "below"))
         self.sustained = require_positive_int("sustained", sustained)
-        self.hysteresis = float(require_non_negative("hysteresis", hysteresis))
-        self.cooldown = float(require_non_negative("cooldown", cooldown))
+        self.hysteresis = require_finite_non_negative("hysteresis", hysteresis)
+        self.cooldown = require_finite_non_negative("cooldown", cooldown)
         self.label_key: LabelKey = label_key(labels)
         self.labels = dict(self.label_key)
         self.active = False
         self.breaches = 0
         self.fired = 0
         self.last_value = math.nan
+        self.seen = False
+        self.missed = 0
         self._last_fired: float | None = None
 
     @property
@@ -127,6 +133,7 @@ class Threshold:
     def evaluate(self, value: float, now: float) -> Literal["fire", "clear"] | None:
         """Feed one sample; return ``"fire"``, ``"clear"`` or None (nothing to report)."""
         self.last_value = value
+        self.seen = True
         above = self.direction == "above"
         if self.active:
             cleared = (
@@ -172,6 +179,8 @@ class Threshold:
             "breaches": self.breaches,
             "fired": self.fired,
             "last_value": self.last_value,
+            "seen": self.seen,
+            "missed": self.missed,
         }
 
     def __repr__(self) -> str:

@@ -1,4 +1,7 @@
-"""``python -m mtaio.monitoring``: a live terminal view of a ResourceMonitor.
+"""``mtaio-monitor`` / ``python -m mtaio.monitoring``: a live terminal view.
+
+It watches the machine and a process (this one, or ``--pid N``) and, with ``--url``, an
+application's Prometheus endpoint (its request counters and its metrics).
 
 Dependency-free: plain ANSI escapes, no curses. Ctrl-C stops it cleanly (exit status 0).
 """
@@ -14,8 +17,13 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
+from mtaio.exceptions import ConfigurationError
+
 from ._alerts import Alert, Threshold
+from ._errors import ProcessGoneError
 from ._monitor import ResourceMonitor
+from ._reader import PsutilReader
+from ._remote import Exposition, check_url, fetch, rows
 from ._stats import SYSTEM_METRICS, SystemStats
 
 RED = "\x1b[1;31m"
@@ -39,6 +47,57 @@ def _size(n: float) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+_BYTES = frozenset(
+    {
+        "memory.total",
+        "memory.available",
+        "memory.used",
+        "io.read_bytes",
+        "io.write_bytes",
+        "process.memory_rss",
+        "process.memory_vms",
+    }
+)
+_COUNTS = frozenset(
+    {
+        "cpu.thread_count",
+        "cpu.count",
+        "io.read_count",
+        "io.write_count",
+        "process.pid",
+        "process.thread_count",
+        "process.open_fds",
+        "request_count",
+        "error_count",
+        "in_flight",
+    }
+)
+_SECONDS = frozenset({"uptime", "process.uptime", "latency_sum", "average_latency"})
+
+
+def format_value(metric: str, value: float) -> str:
+    """Format a metric's value the one way the view shows it (limits and readings alike).
+
+    Percentages with one decimal and ``%``, sizes in binary units, rates per second, counts
+    as integers, durations in seconds, anything else with two decimals; NaN as ``—``.
+    """
+    if math.isnan(value):
+        return "—"
+    if metric.endswith("percent"):
+        return f"{value:.1f} %"
+    if metric == "error_rate":
+        return f"{value * 100:.1f} %"
+    if metric in _BYTES:
+        return _size(value)
+    if metric.endswith("_bytes_per_sec"):
+        return _size(value) + "/s"
+    if metric in _SECONDS:
+        return f"{value:,.3f} s"
+    if metric in _COUNTS:
+        return f"{value:,.0f}"
+    return f"{value:,.2f}"
+
+
 def _bar(percent: float, width: int = 30) -> str:
     filled = 0 if math.isnan(percent) else round(max(0.0, min(100.0, percent)) / 100 * width)
     return "[" + "#" * filled + "." * (width - filled) + "]"
@@ -51,6 +110,9 @@ def render(
     *,
     color: bool = True,
     interval: float | None = None,
+    remote: Exposition | None = None,
+    remote_error: str | None = None,
+    url: str | None = None,
 ) -> str:
     """Render one frame of the live view as text.
 
@@ -63,6 +125,10 @@ def render(
         alerts: Recent alerts, newest last (the last five are shown).
         color: Use ANSI colours.
         interval: The refresh interval, shown in the title.
+        remote: The last scrape of the application's endpoint (``--url``): its request
+            counters replace the view's own, and its metrics are listed.
+        remote_error: Why the last scrape failed, if it did.
+        url: The endpoint, shown in the application section.
 
     Returns:
         The frame, lines joined with newlines (no screen-clearing codes).
@@ -124,14 +190,36 @@ def render(
     lines.append(row("memory (RSS)", "process.memory_rss", _size(p.memory_rss)))
     lines.append(row("threads", "process.thread_count", str(p.thread_count)))
     lines.append(row("open files", "process.open_fds", str(p.open_fds)))
+    done, errors, in_flight = stats.request_count, stats.error_count, stats.in_flight
+    mean = stats.average_latency
+    if remote is not None and remote.value("mtaio_requests_total") is not None:
+        done = int(remote.value("mtaio_requests_total") or 0)
+        errors = int(remote.value("mtaio_request_errors_total") or 0)
+        in_flight = int(remote.value("mtaio_requests_in_flight") or 0)
+        latency = remote.value("mtaio_request_latency_seconds_total") or 0.0
+        mean = latency / done if done else 0.0
     lines.append(
         row(
             "requests",
             "request_count",
-            f"{stats.request_count} done, {stats.error_count} errors, {stats.in_flight} in "
-            f"flight, {stats.average_latency * 1e3:.1f} ms mean",
+            f"{done} done, {errors} errors, {in_flight} in flight, {mean * 1e3:.1f} ms mean",
         )
     )
+    if url is not None:
+        lines.append("")
+        lines.append(paint(f"  application {url}", BOLD))
+        if remote_error is not None:
+            lines.append(
+                paint(f"  unreachable: {remote_error}", RED)
+                if color
+                else f"  unreachable: {remote_error}  !"
+            )
+        elif remote is not None:
+            found = rows(remote)
+            for r in found:
+                lines.append(f"  {r.name[:30]:<30} {r.text}")
+            if not found:
+                lines.append("  no application metrics yet")
     if thresholds:
         lines.append("")
         lines.append(paint("  thresholds", BOLD))
@@ -140,8 +228,9 @@ def render(
             status = (
                 "FIRED" if t.active else (f"{t.breaches}/{t.sustained}" if t.breaches else "ok")
             )
-            value = "—" if math.isnan(t.last_value) else f"{t.last_value:.4g}"
-            line = f"  {t.metric} {sign} {t.value:g}: now {value} [{status}]"
+            limit = format_value(t.metric, t.value)
+            value = format_value(t.metric, t.last_value)
+            line = f"  {t.metric} {sign} {limit}: now {value} [{status}]"
             if t.active:
                 line = paint(line, RED) if color else line + "  !"
             elif color:
@@ -200,6 +289,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _url(text: str) -> str:
+    try:
+        return check_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _ignore(alert: Alert) -> None:
     """Swallow an alert (the view lists them itself)."""
 
@@ -207,8 +303,21 @@ def _ignore(alert: Alert) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """Return the command line parser of ``python -m mtaio.monitoring``."""
     parser = argparse.ArgumentParser(
-        prog="python -m mtaio.monitoring",
-        description="A live terminal view of the system and this process (Ctrl-C to quit).",
+        prog="mtaio-monitor",
+        description=(
+            "A live terminal view of the system and a process, and of an application's "
+            "Prometheus endpoint (Ctrl-C to quit). Also: python -m mtaio.monitoring."
+        ),
+    )
+    parser.add_argument(
+        "--pid", type=_positive_int, help="watch this process (default: the view itself)"
+    )
+    parser.add_argument(
+        "--url",
+        type=_url,
+        metavar="URL",
+        help="read an application's metrics, e.g. http://127.0.0.1:9100/metrics "
+        "(what ResourceMonitor.serve_metrics() serves)",
     )
     parser.add_argument("--interval", type=_positive_float, default=1.0, help="seconds per refresh")
     parser.add_argument("--duration", type=_positive_float, help="stop after this many seconds")
@@ -251,14 +360,29 @@ async def run(
     try:
         if clear:
             out.write(HIDE_CURSOR)
+        url: str | None = getattr(args, "url", None)
+        remote: Exposition | None = None
         while True:
-            stats = await monitor.sample()
+            try:
+                stats = await monitor.sample()
+            except ProcessGoneError as exc:  # the watched app ended: nothing more to show
+                out.write(f"\n{exc}\n")
+                break
+            remote_error = None
+            if url is not None:
+                try:
+                    remote = await asyncio.to_thread(fetch, url)
+                except OSError as exc:  # the application restarts, say: keep watching
+                    remote_error = str(exc) or type(exc).__name__
             frame = render(
                 stats,
                 monitor.thresholds,
                 monitor.recent_alerts,
                 color=color,
                 interval=args.interval,
+                remote=remote,
+                remote_error=remote_error,
+                url=url,
             )
             out.write((CLEAR if clear else "") + frame + "\n")
             out.flush()
@@ -282,12 +406,34 @@ async def run(
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    """Run the live view; return the exit status (0, also after Ctrl-C)."""
-    args = build_parser().parse_args(argv)
+    """Run the live view; return the exit status (0, also after Ctrl-C).
+
+    Bad arguments, an unknown ``--pid`` and an unreachable ``--url`` end it at once with a
+    one-line message and exit status 2 (argparse's convention), no traceback.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
     stream = out or sys.stdout
+    monitor = None
+    if args.pid is not None:
+        try:
+            reader = PsutilReader(pid=args.pid)
+        except ConfigurationError as exc:
+            parser.error(f"--pid: {exc}")
+        monitor = ResourceMonitor(interval=args.interval, reader=reader)
+    if args.url is not None:
+        try:
+            fetch(args.url)
+        except OSError as exc:
+            parser.error(f"--url: cannot read {args.url}: {exc}")
     try:
-        return asyncio.run(run(args, stream))
+        return asyncio.run(run(args, stream, monitor=monitor))
     except KeyboardInterrupt:
         stream.write("\nstopped\n")
         stream.flush()
         return 0
+
+
+def console_main() -> None:
+    """The ``mtaio-monitor`` console script."""
+    sys.exit(main())

@@ -1,24 +1,28 @@
-"""ResourceMonitor: timed, non-blocking sampling, history, thresholds, alerts, app metrics."""
+"""ResourceMonitor: timed, non-blocking sampling, thresholds, alerts and app metrics.
+
+The history lives in ``_history``, the request tracker in ``_requests``, Prometheus export
+in ``_prometheus``/``_server`` (which know nothing of this module).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar, final
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from mtaio.exceptions import (
     ConfigurationError,
+    ConfigurationTypeError,
     require_callable,
     require_choice,
     require_positive,
-    require_positive_int,
 )
 from mtaio.typing import Clock
 
@@ -30,8 +34,9 @@ from ._alerts import (
     Threshold,
     ThresholdHandler,
     deliver,
-    logger,
 )
+from ._history import History, HistorySummary
+from ._log import logger
 from ._metrics import (
     DEFAULT_BUCKETS,
     Counter,
@@ -39,119 +44,35 @@ from ._metrics import (
     Histogram,
     HistogramChild,
     MetricsRegistry,
-    quantile,
-    require_number,
+    label_key,
 )
 from ._reader import PsutilReader, StatsReader
-from ._stats import SYSTEM_METRICS, Reading, SystemStats, build_stats
+from ._requests import RequestCounts, TrackedRequest
+from ._stats import (
+    SYSTEM_METRICS,
+    MonitorStats,
+    Reading,
+    SystemStats,
+    build_stats,
+    resolve_metric,
+)
+from ._validate import (
+    require_bool,
+    require_finite,
+    require_finite_non_negative,
+    require_name,
+    require_number,
+)
 
 if TYPE_CHECKING:
-    from ._prometheus import MetricsServer, MonitorCollector
+    from ._prometheus import MonitorCollector
+    from ._server import MetricsServer
 
 _H = TypeVar("_H", bound=Callable[..., Any])
 _T = TypeVar("_T")
 
-#: Histogram fed by the request tracker (seconds per request, labelled by request name).
-REQUEST_LATENCY_METRIC = "request_latency_seconds"
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class HistorySummary:
-    """Figures of one metric over a window of the history (NaN when the window is empty)."""
-
-    metric: str
-    count: int
-    mean: float
-    min: float
-    max: float
-    p50: float
-    p95: float
-    p99: float
-    last: float
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class MonitorStats:
-    """A snapshot of a :class:`ResourceMonitor`'s own counters, from ``stats()``.
-
-    Attributes:
-        running: Whether the sampling timer is running.
-        interval: Seconds between timer samples.
-        samples: Samples added to the history (by the timer or a direct ``sample()``).
-        sample_errors: Timer samples that failed (logged, and the timer kept going).
-        history: Samples held in the history at the time of the snapshot.
-        thresholds: Thresholds registered.
-        thresholds_fired: Times a threshold fired.
-        alerts_sent: Alerts sent (to the ``on_alert`` handlers, or logged when there is none).
-        handler_errors: Handler calls (threshold and alert handlers) that raised.
-        request_count: Requests that finished, tracked or recorded (errors included).
-        error_count: Tracked requests that raised.
-        cancelled_count: Tracked requests that were cancelled.
-        in_flight: Tracked requests running at the time of the snapshot.
-    """
-
-    running: bool
-    interval: float
-    samples: int
-    sample_errors: int
-    history: int
-    thresholds: int
-    thresholds_fired: int
-    alerts_sent: int
-    handler_errors: int
-    request_count: int
-    error_count: int
-    cancelled_count: int
-    in_flight: int
-
-
-@final
-class TrackedRequest:
-    """The context manager :meth:`ResourceMonitor.track_request` returns.
-
-    Usable once, with ``async with`` or ``with``. A request that raises counts as an error;
-    a cancelled one counts as neither a request nor an error (it did not finish).
-    """
-
-    __slots__ = ("_monitor", "_name", "_start", "latency")
-
-    def __init__(self, monitor: ResourceMonitor, name: str | None) -> None:
-        self._monitor = monitor
-        self._name = name
-        self._start = 0.0
-        self.latency: float | None = None
-
-    def __enter__(self) -> Self:
-        self._monitor._in_flight += 1
-        self._start = self._monitor._clock()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        monitor = self._monitor
-        monitor._in_flight -= 1
-        if exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
-            monitor._cancelled_count += 1
-            return
-        self.latency = monitor._clock() - self._start
-        monitor.record_request(self.latency, error=exc_type is not None, name=self._name)
-
-    async def __aenter__(self) -> Self:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
+#: Samples after which a threshold on an application metric never recorded is reported.
+UNRECORDED_AFTER = 3
 
 
 class ResourceMonitor:
@@ -159,20 +80,25 @@ class ResourceMonitor:
 
     A timer takes a sample every ``interval`` seconds: the reader (psutil by default) runs in
     a worker thread the monitor owns, the sample goes into a ring buffer of ``history_size``
-    entries, and every threshold is evaluated against it. CPU and I/O rates are deltas between
-    two timer samples; :meth:`get_current_stats` reads the machine afresh but never moves that
-    baseline, so ad-hoc calls do not disturb the timer's figures.
+    entries, and every threshold is evaluated against it.
 
-    The monitor also holds application metrics (counters, gauges, histograms) and a request
-    tracker whose totals appear in every :class:`SystemStats` as ``request_count``,
-    ``error_count`` and ``latency_sum``.
+    CPU and I/O figures are rates over a window, and a window of a few milliseconds is noise
+    (CPU time is counted in 10 ms ticks). Every figure is therefore measured since a reading
+    at least ``min_window`` seconds old: in practice the last complete sampling interval, plus
+    the time since the last sample for :meth:`get_current_stats`. When no reading is that old
+    yet (a call right after :meth:`start`), the rates of the newest sample are carried over,
+    and before any sample the averages since boot are given.
+
+    The monitor also holds application metrics (counters, gauges, histograms, registered
+    ``stats()`` sources) and a request tracker whose totals appear in every
+    :class:`SystemStats` as ``request_count``, ``error_count`` and ``latency_sum``.
 
     It is designed for subclassing (the seed guide's ``ApplicationMonitor``): internal state
     lives in underscore attributes, so a subclass may freely set ``self.metrics`` and the like.
 
     Args:
-        interval: Seconds between two timer samples (> 0).
-        history_size: Samples kept in the history ring buffer (>= 1).
+        interval: Seconds between two timer samples (finite, > 0).
+        history_size: Samples kept in the history ring buffer (1 to 10,000,000).
         reader: Where readings come from; a :class:`PsutilReader` by default. A reader with
             ``blocking = False`` is called on the loop instead of in a thread.
         clock: Monotonic clock for cooldowns and request latencies; by default the running
@@ -180,9 +106,11 @@ class ResourceMonitor:
         wall_clock: Wall clock stamped on snapshots (display only).
         alert_on_threshold: Also send an :class:`Alert` to the ``on_alert`` handlers when a
             threshold fires.
+        min_window: The shortest window (seconds, on the reader's clock) CPU and I/O rates are
+            measured over.
 
     Raises:
-        ConfigurationError: If ``interval`` or ``history_size`` is not positive.
+        ConfigurationError: If ``interval`` or ``history_size`` is out of range.
 
     Example:
         >>> async def main():
@@ -202,41 +130,38 @@ class ResourceMonitor:
         clock: Clock | None = None,
         wall_clock: Clock = time.time,
         alert_on_threshold: bool = True,
+        min_window: float = 0.1,
     ) -> None:
         self._interval = float(require_positive("interval", interval))
         if math.isinf(self._interval):
             raise ConfigurationError(f"interval must be a finite positive number, got {interval}")
-        self._history: deque[SystemStats] = deque(
-            maxlen=require_positive_int("history_size", history_size)
-        )
+        self._history = History(history_size)
         if reader is not None and not callable(getattr(reader, "read", None)):
-            raise ConfigurationError(f"reader must have a read() method, got {reader!r}")
+            raise ConfigurationTypeError(f"reader must have a read() method, got {reader!r}")
         self._reader: StatsReader | None = reader
         self._clock: Clock = _loop_time if clock is None else require_callable("clock", clock)
         self._wall_clock = require_callable("wall_clock", wall_clock)
-        self._alert_on_threshold = alert_on_threshold
-        self._prev: Reading | None = None
+        self._alert_on_threshold = require_bool("alert_on_threshold", alert_on_threshold)
+        self._min_window = require_finite_non_negative("min_window", min_window)
+        # Readings at least min_window apart, the newest last: the baselines of every rate.
+        self._marks: deque[Reading] = deque(maxlen=2)
         self._task: asyncio.Task[None] | None = None
         self._lifecycle = asyncio.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._servers: list[MetricsServer] = []
+        self._scrape_stats: SystemStats | None = None
         self._thresholds: dict[tuple[str, tuple[tuple[str, str], ...], str], Threshold] = {}
         self._exceeded_handlers: list[ThresholdHandler] = []
         self._cleared_handlers: list[ThresholdHandler] = []
         self._alert_handlers: list[AlertHandler] = []
         self._alerts: deque[Alert] = deque(maxlen=100)
         self._registry = MetricsRegistry()
-        self._request_count = 0
-        self._error_count = 0
-        self._cancelled_count = 0
-        self._latency_sum = 0.0
-        self._in_flight = 0
+        self._requests = RequestCounts(self._registry, self._clock)
         self._samples = 0
         self._sample_errors = 0
         self._alerts_sent = 0
         self._thresholds_fired = 0
         self._handler_errors = 0
-        self._latency_hist: Histogram | None = None
         self._unlabelled: dict[str, HistogramChild] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -249,9 +174,7 @@ class ResourceMonitor:
     @property
     def history_size(self) -> int:
         """Capacity of the history ring buffer."""
-        maxlen = self._history.maxlen
-        assert maxlen is not None
-        return maxlen
+        return self._history.size
 
     @property
     def running(self) -> bool:
@@ -274,8 +197,7 @@ class ResourceMonitor:
             except BaseException:
                 await self._shutdown_executor()
                 raise
-            if self._prev is None or reading.time >= self._prev.time:
-                self._prev = reading
+            self._mark(reading)
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name=f"mtaio-monitor-{id(self):x}"
             )
@@ -352,28 +274,56 @@ class ResourceMonitor:
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
         return await asyncio.to_thread(fn)
 
-    def _build(self, reading: Reading, prev: Reading | None) -> SystemStats:
-        return build_stats(
+    def _mark(self, reading: Reading) -> None:
+        marks = self._marks
+        if marks and reading.time < marks[-1].time:  # another clock: start afresh
+            marks.clear()
+        if not marks or reading.time - marks[-1].time >= self._min_window:
+            marks.append(reading)
+
+    def _baseline(self, reading: Reading) -> Reading | None:
+        for mark in reversed(self._marks):
+            span = reading.time - mark.time
+            if span > 0 and span >= self._min_window:
+                return mark
+        return None
+
+    def _build(self, reading: Reading) -> SystemStats:
+        base = self._baseline(reading)
+        req = self._requests
+        stats = build_stats(
             reading,
-            prev,
+            base,
             timestamp=self._wall_clock(),
-            request_count=self._request_count,
-            error_count=self._error_count,
-            latency_sum=self._latency_sum,
-            in_flight=self._in_flight,
+            request_count=req.request_count,
+            error_count=req.error_count,
+            latency_sum=req.latency_sum,
+            in_flight=req.in_flight,
         )
+        latest = self._history.latest
+        if base is None and latest is not None and self._marks:
+            # Too soon after the newest reading to measure anything: the last complete
+            # window's rates are the honest figures.
+            stats = dataclasses.replace(
+                stats,
+                cpu=dataclasses.replace(stats.cpu, usage_percent=latest.cpu.usage_percent),
+                io=dataclasses.replace(
+                    stats.io,
+                    read_bytes_per_sec=latest.io.read_bytes_per_sec,
+                    write_bytes_per_sec=latest.io.write_bytes_per_sec,
+                ),
+                process=dataclasses.replace(stats.process, cpu_percent=latest.process.cpu_percent),
+            )
+        return stats
 
     async def get_current_stats(self) -> SystemStats:
         """Read the system now and return its statistics, without touching the history.
 
-        Rates and percentages are measured since the last timer sample (since boot before
-        the first one); the timer's baseline is left as it was.
+        Rates and percentages cover at least ``min_window`` seconds: the time since the
+        newest reading that old (the last complete sampling interval and the time since), or
+        the newest sample's rates when there is none, or averages since boot before any.
         """
-        reading = await self._read()
-        prev = self._prev
-        if prev is not None and reading.time <= prev.time:
-            prev = None
-        return self._build(reading, prev)
+        return self._build(await self._read())
 
     async def sample(self) -> SystemStats:
         """Take one timer sample now: read, record in the history, evaluate thresholds.
@@ -382,11 +332,8 @@ class ResourceMonitor:
         not started (tests, a cron-like loop).
         """
         reading = await self._read()
-        prev = self._prev
-        if prev is not None and reading.time <= prev.time:
-            prev = None
-        stats = self._build(reading, prev)
-        self._prev = reading
+        stats = self._build(reading)
+        self._mark(reading)
         self._history.append(stats)
         self._samples += 1
         await self._check_thresholds(stats)
@@ -395,55 +342,34 @@ class ResourceMonitor:
     @property
     def latest(self) -> SystemStats | None:
         """The newest timer sample, or None before the first one."""
-        return self._history[-1] if self._history else None
+        return self._history.latest
 
     # -- history ---------------------------------------------------------------------------
 
     def history(self, last: int | None = None) -> list[SystemStats]:
         """Return the samples in the history, oldest first (only the ``last`` N if given)."""
-        if last is None:
-            return list(self._history)
-        require_positive_int("last", last)
-        return list(self._history)[-last:]
+        return self._history.window(last)
 
     def values(self, metric: str, last: int | None = None) -> list[float]:
         """Return one metric's values over the history window, oldest first.
 
         Args:
-            metric: A name from :data:`SYSTEM_METRICS`, e.g. ``"memory.percent"``.
+            metric: A name from :data:`SYSTEM_METRICS`, e.g. ``"memory.percent"`` (or an
+                alias, ``"cpu_usage"``/``"memory_usage"``).
             last: Only the newest N samples.
 
         Raises:
             ConfigurationError: If ``metric`` is not a system metric.
         """
-        require_choice("metric", metric, SYSTEM_METRICS)
-        return [s.flat()[metric] for s in self.history(last)]
+        return self._history.values(metric, last)
 
     def summary(self, metric: str, last: int | None = None) -> HistorySummary:
         """Return count, mean, min, max, p50, p95, p99 and last of a metric over the window."""
-        data = self.values(metric, last)
-        ordered = sorted(data)
-        if not data:
-            nan = math.nan
-            return HistorySummary(metric, 0, nan, nan, nan, nan, nan, nan, nan)
-        return HistorySummary(
-            metric,
-            len(data),
-            sum(data) / len(data),
-            ordered[0],
-            ordered[-1],
-            quantile(ordered, 0.5),
-            quantile(ordered, 0.95),
-            quantile(ordered, 0.99),
-            data[-1],
-        )
+        return self._history.summary(metric, last)
 
     def percentile(self, metric: str, q: float, last: int | None = None) -> float:
         """Return the ``q`` quantile (0-1, so 0.95 is p95) of a metric over the window."""
-        require_number("q", q)
-        if not 0.0 <= q <= 1.0:
-            raise ConfigurationError(f"q must be between 0 and 1, got {q!r}")
-        return quantile(sorted(self.values(metric, last)), q)
+        return self._history.percentile(metric, q, last)
 
     # -- thresholds and alerts -------------------------------------------------------------
 
@@ -461,10 +387,14 @@ class ResourceMonitor:
         """Watch a metric at every sample; replaces a threshold on the same metric and direction.
 
         Args:
-            metric: A system metric (:data:`SYSTEM_METRICS`, e.g. ``"cpu.usage_percent"``) or
-                the name of an application metric (its current value; a histogram's last
-                observation).
-            value: The limit.
+            metric: A system metric (:data:`SYSTEM_METRICS`, e.g. ``"cpu.usage_percent"``;
+                ``"cpu_usage"`` and ``"memory_usage"`` are aliases of ``"cpu.usage_percent"``
+                and ``"memory.percent"``), the name of an application metric (its current
+                value; a histogram's last observation) or ``"source.field"`` of a registered
+                stats source. A threshold on an application metric that is still not
+                recorded after 3 samples is logged as a warning and listed in
+                :attr:`MonitorStats.unrecorded_thresholds`.
+            value: The limit (a finite number).
             direction: ``"above"`` (fire when the metric exceeds ``value``) or ``"below"``.
             sustained: Consecutive breaching samples needed to fire.
             hysteresis: How far back past ``value`` the metric must come to clear.
@@ -472,22 +402,23 @@ class ResourceMonitor:
             labels: For an application metric, which series to watch.
 
         Returns:
-            The :class:`Threshold`, whose state (``active``, ``fired``) can be inspected.
+            The :class:`Threshold` (its ``metric`` is the resolved name), whose state
+            (``active``, ``fired``) can be inspected.
 
         Raises:
-            ConfigurationError: On an unknown direction, a non-positive ``sustained``, or a
-                name under ``cpu.``/``memory.``/``io.``/``process.`` that is not a system
-                metric (a typo would otherwise never fire).
-            ConfigurationTypeError: If ``value`` is not a number.
+            ConfigurationError: On an unknown direction, a non-positive ``sustained``, a
+                non-finite ``value``, or a name under ``cpu.``/``memory.``/``io.``/
+                ``process.`` that is not a system metric.
+            ConfigurationTypeError: If ``value`` is not a number or ``metric`` not a string.
         """
-        name: object = metric  # checked at run time: it may come from config files
-        if isinstance(name, str) and name.startswith(_SYSTEM_GROUPS) and name not in SYSTEM_METRICS:
+        name = resolve_metric(require_name("metric", metric))
+        if name.startswith(_SYSTEM_GROUPS) and name not in SYSTEM_METRICS:
             known = ", ".join(sorted(SYSTEM_METRICS))
             raise ConfigurationError(
                 f"metric {metric!r} is not a system metric; known system metrics: {known}"
             )
         threshold = Threshold(
-            metric,
+            name,
             value,
             direction=direction,
             sustained=sustained,
@@ -506,15 +437,19 @@ class ResourceMonitor:
         labels: Mapping[str, object] | None = None,
     ) -> int:
         """Remove the thresholds on ``metric`` (one direction, or both); return how many."""
+        name = resolve_metric(require_name("metric", metric))
+        if direction is not None:
+            require_choice("direction", direction, ("above", "below"))
+        key = None if labels is None else label_key(labels)
         doomed = [
-            key
-            for key, t in self._thresholds.items()
-            if t.metric == metric
+            k
+            for k, t in self._thresholds.items()
+            if t.metric == name
             and (direction is None or t.direction == direction)
-            and (labels is None or t.labels == {str(k): str(v) for k, v in labels.items()})
+            and (key is None or t.label_key == key)
         ]
-        for key in doomed:
-            del self._thresholds[key]
+        for k in doomed:
+            del self._thresholds[k]
         return len(doomed)
 
     @property
@@ -551,6 +486,9 @@ class ResourceMonitor:
             return flat[threshold.metric]
         return self._registry.value(threshold.metric, threshold.labels)
 
+    def _unrecorded(self) -> list[Threshold]:
+        return [t for t in self._thresholds.values() if not t.seen and t.missed >= UNRECORDED_AFTER]
+
     async def _check_thresholds(self, stats: SystemStats) -> None:
         if not self._thresholds:
             return
@@ -560,6 +498,18 @@ class ResourceMonitor:
         for threshold in list(self._thresholds.values()):
             value = self._metric_value(threshold, flat)
             if value is None or math.isnan(value):
+                threshold.missed += 1
+                if threshold.missed == UNRECORDED_AFTER and not threshold.seen:
+                    known = ", ".join(sorted(m.name for m in self._registry)) or "none"
+                    logger.warning(
+                        "threshold on %r: no application metric of that name (labels %r) "
+                        "was recorded in %d samples, so it cannot fire; a typo? recorded "
+                        "metrics: %s",
+                        threshold.metric,
+                        threshold.labels,
+                        UNRECORDED_AFTER,
+                        known,
+                    )
                 continue
             change = threshold.evaluate(value, now)
             if change is not None:
@@ -609,8 +559,14 @@ class ResourceMonitor:
             The :class:`Alert` delivered.
         """
         if not isinstance(message, str):
-            raise ConfigurationError(f"message must be a string, got {message!r}")
+            raise ConfigurationTypeError(f"message must be a string, got {message!r}")
         require_choice("level", level, ALERT_LEVELS)
+        if metric is not None:
+            require_name("metric", metric)
+        if value is not None:
+            require_number("value", value)
+        if threshold is not None:
+            require_finite("threshold", threshold)
         item = Alert(message, level, self._wall_clock(), metric, value, threshold, dict(details))
         self._alerts.append(item)
         self._alerts_sent += 1
@@ -662,32 +618,46 @@ class ResourceMonitor:
 
         Raises:
             ConfigurationTypeError: If ``value`` is not a number.
+            ConfigurationError: If ``value`` is NaN or infinite.
             MonitoringError: If ``name`` is already a counter or gauge.
         """
         if labels is None:
-            # Hot path: an unlabelled series seen before, and a plain finite-or-inf number.
+            # Hot path: an unlabelled series seen before (observe() checks the value).
             child = self._unlabelled.get(name)
-            plain = type(value) is float or type(value) is int
-            if child is not None and plain and value == value:  # value == value: not NaN
+            if child is not None:
                 child.observe(value)
                 return
+        require_finite("value", value)
         metric = self._registry.get(name)
         if not isinstance(metric, Histogram):
             metric = self._registry.histogram(name, buckets=None)
         series = metric.labels(labels)
-        series.observe(require_number("value", value))
+        series.observe(value)
         if labels is None:
             self._unlabelled[name] = series
 
     def record_metrics(
         self, values: Mapping[str, float], labels: Mapping[str, object] | None = None
     ) -> None:
-        """Record several metrics at once (``{"queue_depth": 3, "cache_hit_ratio": 0.9}``)."""
+        """Record several metrics at once (``{"queue_depth": 3, "cache_hit_ratio": 0.9}``).
+
+        Every value is checked before any is recorded.
+        """
         if not isinstance(values, Mapping):
-            raise ConfigurationError(f"values must be a mapping of name to number, got {values!r}")
-        checked = [(n, require_number(f"values[{n!r}]", v)) for n, v in values.items()]
+            raise ConfigurationTypeError(
+                f"values must be a mapping of name to number, got {values!r}"
+            )
+        checked = [
+            (require_name("values key", n), require_finite(f"values[{n!r}]", v))
+            for n, v in values.items()
+        ]
+        label_key(labels)
         for name, value in checked:
             self.record_metric(name, value, labels)
+
+    def register_stats(self, name: str, source: Any, *, counters: Sequence[str] = ()) -> None:
+        """Export an object's ``stats()`` fields (see :meth:`MetricsRegistry.register_stats`)."""
+        self._registry.register_stats(name, source, counters=counters)
 
     # -- requests --------------------------------------------------------------------------
 
@@ -698,38 +668,31 @@ class ResourceMonitor:
         ``in_flight`` of every :class:`SystemStats`, and the ``request_latency_seconds``
         histogram (labelled ``request=name`` when a name is given).
         """
-        return TrackedRequest(self, name)
+        if name is not None:
+            require_name("name", name)
+        return TrackedRequest(self._requests, name)
 
     def record_request(
         self, latency: float, *, error: bool = False, name: str | None = None
     ) -> None:
         """Count one finished request of ``latency`` seconds (what the tracker does on exit)."""
-        latency = require_number("latency", latency)
-        self._request_count += 1
-        self._latency_sum += latency
-        if error:
-            self._error_count += 1
-        hist = self._latency_hist
-        if hist is None:
-            hist = self._latency_hist = self._registry.histogram(
-                REQUEST_LATENCY_METRIC, "Seconds per tracked request", buckets=DEFAULT_BUCKETS
-            )
-        hist.labels(None if name is None else {"request": name}).observe(latency)
+        self._requests.record(latency, error=error, name=name)
 
     # -- export ----------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
         """Return everything as plain data: latest sample, requests, metrics, thresholds."""
         latest = self.latest
+        req = self._requests
         return {
             "timestamp": self._wall_clock(),
             "system": None if latest is None else latest.to_dict(),
             "requests": {
-                "count": self._request_count,
-                "errors": self._error_count,
-                "cancelled": self._cancelled_count,
-                "latency_sum": self._latency_sum,
-                "in_flight": self._in_flight,
+                "count": req.request_count,
+                "errors": req.error_count,
+                "cancelled": req.cancelled_count,
+                "latency_sum": req.latency_sum,
+                "in_flight": req.in_flight,
             },
             "metrics": self._registry.snapshot(),
             "thresholds": [t.to_dict() for t in self._thresholds.values()],
@@ -741,6 +704,7 @@ class ResourceMonitor:
 
     def stats(self) -> MonitorStats:
         """Return a snapshot of the monitor's own counters (see :class:`MonitorStats`)."""
+        req = self._requests
         return MonitorStats(
             running=self.running,
             interval=self._interval,
@@ -751,10 +715,11 @@ class ResourceMonitor:
             thresholds_fired=self._thresholds_fired,
             alerts_sent=self._alerts_sent,
             handler_errors=self._handler_errors,
-            request_count=self._request_count,
-            error_count=self._error_count,
-            cancelled_count=self._cancelled_count,
-            in_flight=self._in_flight,
+            request_count=req.request_count,
+            error_count=req.error_count,
+            cancelled_count=req.cancelled_count,
+            in_flight=req.in_flight,
+            unrecorded_thresholds=tuple(t.metric for t in self._unrecorded()),
         )
 
     def prometheus_collector(self, namespace: str = "mtaio") -> MonitorCollector:
@@ -788,12 +753,28 @@ class ResourceMonitor:
         Raises:
             MissingDependencyError: If prometheus_client is not installed.
         """
-        from ._prometheus import MetricsServer
+        from ._prometheus import MonitorCollector
+        from ._server import MetricsServer
 
-        server = MetricsServer(self, host=host, port=port, namespace=namespace)
+        server = MetricsServer(
+            [MonitorCollector(_ScrapeView(self), namespace=namespace)],
+            host=host,
+            port=port,
+            prepare=self._prepare_scrape,
+            finish=self._finish_scrape,
+            on_close=self._forget_server,
+        )
         await server.start()
         self._servers.append(server)
         return server
+
+    async def _prepare_scrape(self) -> None:
+        if not self.running or self._history.latest is None:
+            # Not sampling on a timer: read afresh so a scrape still shows the system.
+            self._scrape_stats = await self.get_current_stats()
+
+    def _finish_scrape(self) -> None:
+        self._scrape_stats = None
 
     def _forget_server(self, server: MetricsServer) -> None:
         with contextlib.suppress(ValueError):
@@ -804,6 +785,23 @@ class ResourceMonitor:
             f"<{type(self).__name__} interval={self._interval} running={self.running} "
             f"samples={self._samples} thresholds={len(self._thresholds)}>"
         )
+
+
+class _ScrapeView:
+    """What a monitor's own server exports: the fresh scrape reading, else the newest sample."""
+
+    __slots__ = ("_monitor",)
+
+    def __init__(self, monitor: ResourceMonitor) -> None:
+        self._monitor = monitor
+
+    @property
+    def latest(self) -> SystemStats | None:
+        return self._monitor._scrape_stats or self._monitor.latest
+
+    @property
+    def registry(self) -> MetricsRegistry:
+        return self._monitor.registry
 
 
 _SYSTEM_GROUPS = ("cpu.", "memory.", "io.", "process.")

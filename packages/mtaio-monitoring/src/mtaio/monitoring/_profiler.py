@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import inspect
 import itertools
 import math
+import sys
+import threading
 import time
 import traceback
 import tracemalloc
@@ -15,15 +16,25 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Self, TypeVar, cast, final, overload
 
-from mtaio.exceptions import ConfigurationError, MonitoringError, require_positive_int
+from mtaio.exceptions import (
+    ConfigurationError,
+    MonitoringError,
+    require_callable,
+    require_positive_int,
+)
 from mtaio.typing import Clock
 
-from ._metrics import quantile, require_name
+from ._blocks import Block
+from ._metrics import quantile
+from ._sampler import Sampler
+from ._validate import require_bool, require_finite, require_name
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+#: The most finished traces a profiler keeps.
+MAX_TRACES = 100_000_000
 
 # A finished trace as stored: a tuple is cheaper to build than an object; get_profile() turns
 # it into a Trace. The decorator's hot path stores the short form (7 items: every tuple slot
@@ -135,11 +146,16 @@ class Profile:
         lines = [head, "-" * len(head)]
         for s in sorted(self.stats.values(), key=lambda s: s.total, reverse=True):
             lines.append(
-                f"{s.name[:40]:<40} {s.count:>7} {s.total:>10.4f} {s.mean * 1e3:>10.3f} "
+                f"{_short(s.name):<40} {s.count:>7} {s.total:>10.4f} {s.mean * 1e3:>10.3f} "
                 f"{s.p95 * 1e3:>10.3f} {s.max * 1e3:>10.3f}"
             )
         lines.append(f"total time: {self.total_time:.4f} s, traces: {len(self.traces)}")
         return "\n".join(lines)
+
+
+def _short(name: str, width: int = 40) -> str:
+    # Keep the end of a long qualified name: "...<locals>.handler" says more than its head.
+    return name if len(name) <= width else "…" + name[-(width - 1) :]
 
 
 def _asdict(obj: Trace | TraceStats) -> dict[str, Any]:
@@ -147,7 +163,7 @@ def _asdict(obj: Trace | TraceStats) -> dict[str, Any]:
 
 
 @final
-class Span:
+class Span(Block):
     """An open trace: what :meth:`Profiler.start_trace` and :meth:`Profiler.trace_context` give.
 
     Use it as ``with``/``async with``, or end it with :meth:`Profiler.end_trace`.
@@ -155,11 +171,11 @@ class Span:
 
     __slots__ = (
         "_ended",
+        "_frames",
         "_mem0",
         "_profiler",
         "_stack",
         "_task",
-        "_token",
         "id",
         "name",
         "parent_id",
@@ -176,7 +192,7 @@ class Span:
         self._mem0: int | None = None
         self._stack: tuple[str, ...] | None = None
         self._task: str | None = None
-        self._token: Any = None
+        self._frames: _TaskStack | None = None
 
     def _open(self) -> Self:
         p = self._profiler
@@ -186,10 +202,11 @@ class Span:
         if not p.enabled:
             self._ended = True  # a disabled profiler records nothing
             return self
-        self.parent_id = p._current.get()
-        self._token = p._current.set(self.id)
+        frames = self._frames = p._enter_stack()
+        self.parent_id = frames.top
+        frames.top = self.id
         if p.trace_async_tasks:
-            self._task = _task_name()
+            self._task = frames.name
         if p.collect_stack_trace:
             self._stack = tuple(traceback.format_stack(limit=p.stack_limit + 2)[:-2])
         if p.trace_memory:
@@ -204,10 +221,11 @@ class Span:
         p = self._profiler
         end = p._clock()
         mem = None if self._mem0 is None else tracemalloc.get_traced_memory()[0] - self._mem0
-        # Ended in another task/context than it started in (start_trace in one task,
-        # end_trace in another): leave that context's current trace alone.
-        with contextlib.suppress(ValueError):
-            p._current.reset(self._token)
+        # Ended out of order (end_trace on an outer span first, or from another task):
+        # only the innermost open trace hands the stack back to its parent.
+        frames = self._frames
+        if frames is not None and frames.top == self.id:
+            frames.top = self.parent_id
         p._records.append(
             (
                 self.id,
@@ -222,49 +240,47 @@ class Span:
             )
         )
 
-    def __enter__(self) -> Self:
-        return self._open()
+    def _enter(self) -> None:
+        self._open()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _exit(self, exc_type: type[BaseException] | None) -> None:
         self._close(None if exc_type is None else exc_type.__name__)
 
-    async def __aenter__(self) -> Self:
-        return self._open()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._close(None if exc_type is None else exc_type.__name__)
+@final
+class _TaskStack:
+    """The open traces of one task: the innermost one's id, and the task's name.
+
+    One per task, found through the profiler's ContextVar and set once, at the task's first
+    trace: entering and leaving a trace is then two attribute writes instead of a ContextVar
+    set and reset (each of which builds a new context mapping). A task created inside a trace
+    inherits its creator's context, hence its creator's stack: its first trace sees that the
+    stack belongs to another task and starts its own, under the trace its creator has open.
+    """
+
+    __slots__ = ("name", "owner", "top")
+
+    def __init__(self, owner: object, top: int | None, name: str | None) -> None:
+        self.owner = owner
+        self.top = top
+        self.name = name
 
 
 def _current_task_getter() -> Callable[[], asyncio.Task[Any] | None]:
     """Return the cheapest way to ask for the current task (it is on the tracing hot path).
 
-    Python 3.12+ has it in C. On 3.11 ``asyncio.current_task()`` is Python code that raises
-    outside a loop; the same two lookups done directly cost about half as much.
+    Python 3.12+ has it in C (no ``getpid()`` system call any more). On 3.11 the running
+    loop lookup calls ``getpid()`` at every call; the loop a thread last ran is cached
+    instead, and trusted only while it is running in this same thread.
     """
     try:
         from _asyncio import current_task as c_current_task  # type: ignore[attr-defined]
-    except ImportError:  # Python 3.11
-        pass
-    else:  # pragma: no cover - Python 3.12+
-
-        def c_version() -> asyncio.Task[Any] | None:
-            try:
-                task: asyncio.Task[Any] | None = c_current_task()
-            except RuntimeError:
-                return None
-            return task
-
-        return c_version
+    except ImportError:  # pragma: no cover - an interpreter without the C accelerator
+        c_current_task = None
+    if sys.version_info >= (3, 12) and c_current_task is not None:  # pragma: no cover
+        # Raises RuntimeError outside a running loop: the callers catch it (a try block
+        # costs nothing until it raises, a wrapper function would cost a call).
+        return cast("Callable[[], asyncio.Task[Any] | None]", c_current_task)
     try:
         from asyncio.events import _get_running_loop
         from asyncio.tasks import _current_tasks  # type: ignore[attr-defined]
@@ -272,30 +288,57 @@ def _current_task_getter() -> Callable[[], asyncio.Task[Any] | None]:
         return lambda: asyncio.current_task() if asyncio.events._get_running_loop() else None
 
     get = _current_tasks.get
+    get_ident = threading.get_ident
+    cache = _LOOPS
 
     def py311() -> asyncio.Task[Any] | None:
+        ident = get_ident()
+        loop = cache.get(ident)
+        if loop is not None and loop._thread_id == ident:  # running, in this thread
+            task = get(loop)
+            if task is not None:
+                return cast("asyncio.Task[Any]", task)
         loop = _get_running_loop()
-        return None if loop is None else cast("asyncio.Task[Any] | None", get(loop))
+        if loop is None:
+            return None
+        if hasattr(loop, "_thread_id"):  # uvloop's loop does not expose it: no cache
+            cache[ident] = loop
+        return cast("asyncio.Task[Any] | None", get(loop))
 
     return py311
 
 
-_current_task = _current_task_getter()
+#: Python 3.11: thread id -> the loop last seen running there (see _current_task_getter).
+_LOOPS: dict[int, Any] = {}
+_raw_current_task = _current_task_getter()
+#: Whether the wrappers should do the 3.11 cached lookup inline (a Python function call per
+#: traced call is a fifth of its cost there).
+_INLINE_LOOKUP = getattr(_raw_current_task, "__name__", "") == "py311"
+try:
+    from asyncio.tasks import _current_tasks as _TASKS  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - a future Python without it
+    _TASKS = {}
+    _INLINE_LOOKUP = False
 
 
-def _task_name() -> str | None:
-    task = _current_task()
-    return None if task is None else task.get_name()
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return _raw_current_task()
+    except RuntimeError:  # pragma: no cover - Python 3.12+, no running loop
+        return None
 
 
 @final
 class Profiler:
     """Trace sync and async calls; correct when many tasks are traced at once.
 
-    Each task sees its own current trace through a :class:`~contextvars.ContextVar`, so
-    concurrent tasks never nest under one another; a task created inside a trace starts with
-    that trace as parent (it inherits the context), which is where its work belongs.
-    Durations use a monotonic clock (``time.perf_counter``).
+    Each task keeps its open traces on its own stack (found through a
+    :class:`~contextvars.ContextVar`, read once per call), so concurrent tasks never nest
+    under one another; a task created inside a trace nests under the trace its creator has
+    open when the task first traces (for awaited tasks, ``gather`` and task groups: the
+    trace that created it), which is where its work belongs. Durations use a monotonic clock
+    (``time.perf_counter``). Besides decorators, a sampling mode (:meth:`sampling`) reads
+    the stack from another thread, for always-on use.
 
     Args:
         enabled: Record traces; a disabled profiler's decorators just call through.
@@ -306,6 +349,7 @@ class Profiler:
         max_traces: Finished traces kept; the oldest are dropped beyond it.
         clock: Monotonic clock for durations.
         stack_limit: Frames kept per stack when ``collect_stack_trace`` is on.
+        sample_interval: Default seconds between two samples of the sampling mode.
 
     Example:
         >>> profiler = Profiler()
@@ -324,19 +368,30 @@ class Profiler:
         max_traces: int = 100_000,
         clock: Clock = time.perf_counter,
         stack_limit: int = 10,
+        sample_interval: float = 0.005,
     ) -> None:
-        self._enabled = bool(enabled)
-        self._trace_async_tasks = bool(trace_async_tasks)
-        self._collect_stack_trace = bool(collect_stack_trace)
-        self._trace_memory = bool(trace_memory)
+        self._enabled = require_bool("enabled", enabled)
+        self._trace_async_tasks = require_bool("trace_async_tasks", trace_async_tasks)
+        self._collect_stack_trace = require_bool("collect_stack_trace", collect_stack_trace)
+        self._trace_memory = require_bool("trace_memory", trace_memory)
+        self.stack_limit = require_positive_int("stack_limit", stack_limit)
+        if require_positive_int("max_traces", max_traces) > MAX_TRACES:
+            raise ConfigurationError(
+                f"max_traces must be at most {MAX_TRACES:,}, got {max_traces!r}"
+            )
+        self._clock = require_callable("clock", clock)
+        self._sample_interval = require_finite("sample_interval", sample_interval)
+        if self._sample_interval <= 0:
+            raise ConfigurationError(
+                f"sample_interval must be a finite positive number, got {sample_interval!r}"
+            )
+        self._sampler: Sampler | None = None
         self._mode = 0
         self._update_mode()
-        self.stack_limit = require_positive_int("stack_limit", stack_limit)
-        self._clock = clock
         self._ids = itertools.count()
-        self._records: deque[_Record] = deque(maxlen=require_positive_int("max_traces", max_traces))
+        self._records: deque[_Record] = deque(maxlen=max_traces)
         # One variable per profiler: two profilers trace independently of each other.
-        self._current: ContextVar[int | None] = ContextVar(
+        self._stacks: ContextVar[_TaskStack | None] = ContextVar(
             f"mtaio_trace_{id(self):x}", default=None
         )
         self._started_tracemalloc = False
@@ -362,7 +417,7 @@ class Profiler:
 
     @enabled.setter
     def enabled(self, value: bool) -> None:
-        self._enabled = bool(value)
+        self._enabled = require_bool("enabled", value)
         self._update_mode()
 
     @property
@@ -372,7 +427,7 @@ class Profiler:
 
     @trace_async_tasks.setter
     def trace_async_tasks(self, value: bool) -> None:
-        self._trace_async_tasks = bool(value)
+        self._trace_async_tasks = require_bool("trace_async_tasks", value)
         self._update_mode()
 
     @property
@@ -382,7 +437,7 @@ class Profiler:
 
     @collect_stack_trace.setter
     def collect_stack_trace(self, value: bool) -> None:
-        self._collect_stack_trace = bool(value)
+        self._collect_stack_trace = require_bool("collect_stack_trace", value)
         self._update_mode()
 
     @property
@@ -391,12 +446,91 @@ class Profiler:
         return self._trace_memory
 
     def close(self) -> None:
-        """Stop tracemalloc if this profiler started it."""
+        """Stop sampling, and tracemalloc if this profiler started it."""
+        self.stop_sampling()
         if self._started_tracemalloc:
             self._started_tracemalloc = False
             tracemalloc.stop()
 
+    # -- sampling --------------------------------------------------------------------------
+
+    @property
+    def sampling_active(self) -> bool:
+        """Whether the sampling mode is on."""
+        return self._sampler is not None
+
+    def start_sampling(self, interval: float | None = None) -> None:
+        """Sample the calling thread's stack every ``interval`` seconds, from another thread.
+
+        The sampling mode costs the sampled code nearly nothing (no decorator, no hook; a
+        sampler thread reads the stack), for always-on use in production. Frames seen in
+        consecutive samples become :class:`Trace` records with parents, depths and the
+        running task's name, so :meth:`get_profile` and :meth:`Profile.format` report
+        them the same way as decorated calls. Frames of asyncio, threading and this package
+        are left out. Durations are multiples of the interval, and a suspended coroutine is
+        not on the stack: the figures say where the loop's thread spends its time.
+
+        Args:
+            interval: Seconds between samples; the profiler's ``sample_interval`` by default.
+
+        Raises:
+            MonitoringError: If sampling is already on.
+        """
+        if self._sampler is not None:
+            raise MonitoringError("the profiler is already sampling; stop_sampling() first")
+        every = self._sample_interval if interval is None else require_finite("interval", interval)
+        if every <= 0:
+            raise ConfigurationError(f"interval must be a finite positive number, got {interval!r}")
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        sampler = Sampler(
+            threading.get_ident(), every, self._clock, self._ids, self._records.append, loop
+        )
+        sampler.start()
+        self._sampler = sampler
+
+    def stop_sampling(self) -> int:
+        """Stop the sampling mode (if on) and return how many samples it took."""
+        sampler, self._sampler = self._sampler, None
+        if sampler is None:
+            return 0
+        sampler.stop()
+        return sampler.samples
+
+    def sampling(self, interval: float | None = None) -> Sampling:
+        """Return a context manager (``with``/``async with``) sampling its body.
+
+        Example:
+            >>> profiler = Profiler()
+            >>> with profiler.sampling(0.01):
+            ...     sum(range(1000))
+            499500
+        """
+        return Sampling(self, interval)
+
     # -- tracing ---------------------------------------------------------------------------
+
+    def _enter_stack(self) -> _TaskStack:
+        """Return the current task's stack of open traces (created at its first trace)."""
+        task = _current_task()
+        stack = self._stacks.get()
+        if stack is None or stack.owner is not task:
+            stack = self._new_stack(task, stack)
+        return stack
+
+    def _new_stack(
+        self, task: asyncio.Task[Any] | None, inherited: _TaskStack | None
+    ) -> _TaskStack:
+        # The first trace of a task: it nests under the trace its creator has open.
+        stack = _TaskStack(
+            task,
+            None if inherited is None else inherited.top,
+            None if task is None else task.get_name(),
+        )
+        self._stacks.set(stack)
+        return stack
 
     @overload
     def trace(self, func: _F, /) -> _F: ...
@@ -415,6 +549,8 @@ class Profiler:
         """
         if len(args) > 1:
             raise ConfigurationError(f"trace() takes one function or name, got {args!r}")
+        if name is not None:
+            require_name("name", name)
         func = args[0] if args else None
         if callable(func):
             return self._wrap(func, name or _qualname(func))
@@ -430,11 +566,16 @@ class Profiler:
     def _wrap(self, fn: _F, name: str) -> _F:
         if not callable(fn):
             raise ConfigurationError(f"trace() decorates a callable, got {fn!r}")
-        current = self._current
+        stacks_get = self._stacks.get
+        new_stack = self._new_stack
         ids = self._ids
         clock = self._clock
         append = self._records.append
-        current_task = _current_task
+        current_task = _raw_current_task
+        inline = _INLINE_LOOKUP
+        get_ident = threading.get_ident
+        loops_get = _LOOPS.get
+        tasks_get = _TASKS.get
 
         if inspect.iscoroutinefunction(fn):
 
@@ -446,15 +587,25 @@ class Profiler:
                 if mode == 3:
                     async with Span(self, name):
                         return await fn(*args, **kwargs)
-                # The hot path: a handful of C calls and one tuple; Span does the rest.
-                tid = next(ids)
-                parent = current.get()
-                token = current.set(tid)
-                if mode == 2:
-                    t = current_task()
-                    task = None if t is None else t.get_name()
+                # The hot path: the task's stack of open traces (one ContextVar read, no
+                # set), an id, two clock reads and one tuple; Span does the rest.
+                if inline:  # Python 3.11: the loop this thread runs, if still running here
+                    ident = get_ident()
+                    loop = loops_get(ident)
+                    if loop is not None and loop._thread_id == ident:
+                        task = tasks_get(loop)
+                    else:
+                        task = current_task()
                 else:
-                    task = None
+                    try:
+                        task = current_task()
+                    except RuntimeError:  # pragma: no cover - Python 3.12+, no running loop
+                        task = None
+                stack = stacks_get()
+                if stack is None or stack.owner is not task:
+                    stack = new_stack(task, stack)
+                parent = stack.top
+                tid = stack.top = next(ids)
                 error = None
                 start = clock()
                 try:
@@ -464,8 +615,10 @@ class Profiler:
                     raise
                 finally:
                     end = clock()
-                    current.reset(token)
-                    append((tid, parent, name, start, end, error, task))
+                    stack.top = parent
+                    append(
+                        (tid, parent, name, start, end, error, stack.name if mode == 2 else None)
+                    )
 
             return async_wrapper  # type: ignore[return-value]
 
@@ -494,6 +647,11 @@ class Profiler:
         if not isinstance(obj, Span) or obj._profiler is not self:
             raise ConfigurationError(f"span must be a Span from this profiler, got {span!r}")
         span._close(None if error is None else type(error).__name__)
+
+    def __repr__(self) -> str:
+        state = "enabled" if self._enabled else "disabled"
+        sampling = " sampling" if self._sampler is not None else ""
+        return f"<Profiler {state}{sampling} traces={len(self._records)}>"
 
     # -- results ---------------------------------------------------------------------------
 
@@ -552,6 +710,24 @@ class Profiler:
             )
         total_time = max(t.end for t in traces) - min(t.start for t in traces) if traces else 0.0
         return Profile(traces, total_time, stats)
+
+
+@final
+class Sampling(Block):
+    """What :meth:`Profiler.sampling` returns: sampling on while its block runs."""
+
+    __slots__ = ("_interval", "_profiler", "samples")
+
+    def __init__(self, profiler: Profiler, interval: float | None) -> None:
+        self._profiler = profiler
+        self._interval = interval
+        self.samples = 0
+
+    def _enter(self) -> None:
+        self._profiler.start_sampling(self._interval)
+
+    def _exit(self, exc_type: type[BaseException] | None) -> None:
+        self.samples = self._profiler.stop_sampling()
 
 
 def _qualname(fn: Callable[..., Any]) -> str:

@@ -6,23 +6,40 @@ asked for, so ``mtaio.monitoring`` imports without the ``prometheus`` extra.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import math
 import re
 from collections.abc import Iterator
-from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Any, Self, cast, final
+from types import ModuleType
+from typing import Any, Protocol, cast, final
 
-from mtaio.exceptions import require_non_negative_int
+from mtaio.exceptions import ConfigurationTypeError
 
-from ._alerts import logger
 from ._errors import MissingDependencyError
-from ._metrics import Counter, CounterChild, Gauge, GaugeChild, Histogram, HistogramChild
+from ._log import logger
+from ._metrics import (
+    Counter,
+    CounterChild,
+    Gauge,
+    GaugeChild,
+    Histogram,
+    HistogramChild,
+    MetricsRegistry,
+)
+from ._stats import SystemStats
 
-if TYPE_CHECKING:
-    from ._monitor import ResourceMonitor
-    from ._stats import SystemStats
+
+class MonitorLike(Protocol):
+    """What :class:`MonitorCollector` reads: a newest sample and a registry."""
+
+    @property
+    def latest(self) -> SystemStats | None:
+        """The newest sample, or None."""
+        ...
+
+    @property
+    def registry(self) -> MetricsRegistry:
+        """The application metrics."""
+        ...
 
 
 def _import_prometheus() -> ModuleType:
@@ -48,6 +65,40 @@ def metric_name(name: str) -> str:
     return "_" + out if out[:1].isdigit() else out
 
 
+def _check_namespace(namespace: object) -> str:
+    if not isinstance(namespace, str):
+        raise ConfigurationTypeError(f"namespace must be a string, got {namespace!r}")
+    return metric_name(namespace) + "_" if namespace else ""
+
+
+@final
+class RegistryCollector:
+    """A prometheus_client collector of a :class:`MetricsRegistry` alone (no monitor).
+
+    Counters, gauges and histograms (a summary when bucketless) are read live at every
+    scrape, and every registered ``stats()`` source field by field.
+
+    Args:
+        registry: The metrics to expose.
+
+    Raises:
+        MissingDependencyError: If prometheus_client is not installed.
+    """
+
+    def __init__(self, registry: MetricsRegistry) -> None:
+        if not isinstance(registry, MetricsRegistry):
+            raise ConfigurationTypeError(f"registry must be a MetricsRegistry, got {registry!r}")
+        self._pc = _import_prometheus()
+        self._registry = registry
+
+    def collect(self) -> Iterator[Any]:
+        """Yield the metric families (called by prometheus_client on every scrape)."""
+        return application_families(self._pc.core, self._registry)
+
+    def __repr__(self) -> str:
+        return f"<RegistryCollector {self._registry!r}>"
+
+
 @final
 class MonitorCollector:
     """A prometheus_client collector of a monitor's system and application metrics.
@@ -57,22 +108,24 @@ class MonitorCollector:
     are read live.
 
     Args:
-        monitor: The monitor to expose.
+        monitor: The monitor to expose (anything with ``latest`` and ``registry``).
         namespace: Prefix of the system metric names (``mtaio_cpu_usage_percent``).
     """
 
-    def __init__(self, monitor: ResourceMonitor, namespace: str = "mtaio") -> None:
+    def __init__(self, monitor: MonitorLike, namespace: str = "mtaio") -> None:
+        self._ns = _check_namespace(namespace)
         self._pc = _import_prometheus()
         self._monitor = monitor
-        self._ns = metric_name(namespace) + "_" if namespace else ""
-        self.override: SystemStats | None = None
 
     def collect(self) -> Iterator[Any]:
         """Yield the metric families (called by prometheus_client on every scrape)."""
-        stats = self.override or self._monitor.latest
+        stats = self._monitor.latest
         if stats is not None:
             yield from self._system(stats)
-        yield from self._application()
+        yield from application_families(self._pc.core, self._monitor.registry)
+
+    def __repr__(self) -> str:
+        return f"<MonitorCollector {self._monitor!r}>"
 
     def _system(self, s: SystemStats) -> Iterator[Any]:
         core = self._pc.core
@@ -110,164 +163,51 @@ class MonitorCollector:
         yield counter("request_latency_seconds", "Seconds in tracked requests", s.latency_sum)
         yield gauge("requests_in_flight", "Tracked requests in progress", s.in_flight)
 
-    def _application(self) -> Iterator[Any]:
-        core = self._pc.core
-        for metric in self._monitor.registry:
-            name = metric_name(metric.name)
-            series = list(metric.series())
-            label_names = sorted({k for labels, _ in series for k in labels})
-            doc = metric.description or metric.name
-            family: Any
-            if isinstance(metric, Counter):
-                family = core.CounterMetricFamily(name, doc, labels=label_names)
-            elif isinstance(metric, Gauge):
-                family = core.GaugeMetricFamily(name, doc, labels=label_names)
-            elif metric.buckets:
-                family = core.HistogramMetricFamily(name, doc, labels=label_names)
+
+def application_families(core: Any, registry: MetricsRegistry) -> Iterator[Any]:
+    """Yield the prometheus_client families of a registry's metrics and stats sources."""
+    for metric in registry:
+        name = metric_name(metric.name)
+        series = list(metric.series())
+        label_names = sorted({k for labels, _ in series for k in labels})
+        doc = metric.description or metric.name
+        family: Any
+        if isinstance(metric, Counter):
+            family = core.CounterMetricFamily(name, doc, labels=label_names)
+        elif isinstance(metric, Gauge):
+            family = core.GaugeMetricFamily(name, doc, labels=label_names)
+        elif metric.buckets:
+            family = core.HistogramMetricFamily(name, doc, labels=label_names)
+        else:
+            family = core.SummaryMetricFamily(name, doc, labels=label_names)
+        for labels, child in series:
+            values = [labels.get(k, "") for k in label_names]
+            if not isinstance(child, HistogramChild):
+                family.add_metric(values, cast("CounterChild | GaugeChild", child).get())
+            elif isinstance(metric, Histogram) and metric.buckets:
+                buckets = [
+                    ("+Inf" if math.isinf(b) else repr(float(b)), n)
+                    for b, n in child.cumulative_buckets()
+                ]
+                family.add_metric(values, buckets, child.sum)
             else:
-                family = core.SummaryMetricFamily(name, doc, labels=label_names)
-            for labels, child in series:
-                values = [labels.get(k, "") for k in label_names]
-                if not isinstance(child, HistogramChild):
-                    family.add_metric(values, cast("CounterChild | GaugeChild", child).value)
-                elif isinstance(metric, Histogram) and metric.buckets:
-                    buckets = [
-                        ("+Inf" if math.isinf(b) else repr(float(b)), n)
-                        for b, n in child.cumulative_buckets()
-                    ]
-                    family.add_metric(values, buckets, child.sum)
-                else:
-                    family.add_metric(values, child.count, child.sum)
-                    base = dict(zip(label_names, values, strict=True))
-                    for q in (0.5, 0.95, 0.99):
-                        v = child.quantile(q)
-                        if not math.isnan(v):
-                            family.add_sample(name, {**base, "quantile": str(q)}, v)
-            yield family
-
-
-_MAX_REQUEST = 16 * 1024
-_READ_TIMEOUT = 10.0
-
-
-@final
-class MetricsServer:
-    """A tiny HTTP endpoint serving the Prometheus text format at ``/metrics`` (and ``/``).
-
-    It runs on the event loop: no thread, and it closes with the monitor. Requests larger than
-    16 KiB or slower than 10 s are dropped. Get one from
-    :meth:`ResourceMonitor.serve_metrics`.
-    """
-
-    def __init__(
-        self, monitor: ResourceMonitor, *, host: str = "127.0.0.1", port: int = 0, namespace: str
-    ) -> None:
-        self._pc = _import_prometheus()
-        self._monitor = monitor
-        self.host = host
-        self._port = require_non_negative_int("port", port)
-        self._collector = MonitorCollector(monitor, namespace)
-        self._registry = self._pc.CollectorRegistry(auto_describe=False)
-        self._registry.register(self._collector)
-        self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[Any]] = set()
-
-    @property
-    def port(self) -> int:
-        """The bound port (the real one when 0 was asked)."""
-        return self._port
-
-    @property
-    def url(self) -> str:
-        """The scrape URL, ``http://host:port/metrics``."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self._port}/metrics"
-
-    async def start(self) -> None:
-        """Bind and start serving."""
-        self._server = await asyncio.start_server(
-            self._handle, self.host, self._port, limit=_MAX_REQUEST
-        )
-        self._port = self._server.sockets[0].getsockname()[1]
-        logger.info("serving Prometheus metrics on %s", self.url)
-
-    async def render(self) -> bytes:
-        """Return the exposition text (what a scrape receives)."""
-        monitor = self._monitor
-        if not monitor.running or monitor.latest is None:
-            # Not sampling on a timer: read afresh so a scrape still shows the system.
-            self._collector.override = await monitor.get_current_stats()
+                family.add_metric(values, child.count, child.sum)
+                base = dict(zip(label_names, values, strict=True))
+                for q in (0.5, 0.95, 0.99):
+                    v = child.quantile(q)
+                    if not math.isnan(v):
+                        family.add_sample(name, {**base, "quantile": str(q)}, v)
+        yield family
+    for source in registry.sources():
         try:
-            out: bytes = self._pc.generate_latest(self._registry)
-        finally:
-            self._collector.override = None
-        return out
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
-        try:
-            try:
-                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _READ_TIMEOUT)
-            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
-                return
-            parts = head.split(b"\r\n", 1)[0].split()
-            method = parts[0] if parts else b""
-            path = parts[1].split(b"?", 1)[0] if len(parts) > 1 else b""
-            if method not in (b"GET", b"HEAD"):
-                status, body, ctype = (
-                    "405 Method Not Allowed",
-                    b"method not allowed\n",
-                    "text/plain",
-                )
-            elif path not in (b"/", b"/metrics"):
-                status, body, ctype = "404 Not Found", b"not found\n", "text/plain"
+            fields = source.read()
+        except Exception:  # one broken source must not break the scrape
+            logger.exception("stats source %r failed", source.name)
+            continue
+        for field, value, kind in fields:
+            full = metric_name(f"{source.name}_{field}")
+            doc = f"{source.name}.stats().{field}"
+            if kind == "counter":
+                yield core.CounterMetricFamily(full, doc, value=value)
             else:
-                try:
-                    status, body, ctype = (
-                        "200 OK",
-                        await self.render(),
-                        self._pc.CONTENT_TYPE_LATEST,
-                    )
-                except Exception:
-                    logger.exception("rendering the metrics failed")
-                    status, body, ctype = "500 Internal Server Error", b"error\n", "text/plain"
-            header = (
-                f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            ).encode("latin-1")
-            writer.write(header if method == b"HEAD" else header + body)
-            await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            self._connections.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-    async def close(self) -> None:
-        """Stop listening and drop open connections (idempotent)."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.close()
-        for task in list(self._connections):
-            task.cancel()
-        for task in list(self._connections):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await server.wait_closed()
-        self._monitor._forget_server(self)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+                yield core.GaugeMetricFamily(full, doc, value=value)

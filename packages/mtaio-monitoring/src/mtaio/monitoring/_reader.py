@@ -9,8 +9,10 @@ from typing import Protocol, final, runtime_checkable
 # psutil ships no stubs; types-psutil may or may not be installed where mypy runs.
 import psutil  # type: ignore[import-untyped, unused-ignore]
 
+from mtaio.exceptions import ConfigurationError, require_callable, require_positive_int
 from mtaio.typing import Clock
 
+from ._errors import ProcessGoneError
 from ._stats import Reading
 
 
@@ -34,19 +36,35 @@ class PsutilReader:
     Args:
         pid: The process to watch; this process by default.
         clock: The monotonic clock stamped on each reading.
+
+    Raises:
+        ConfigurationError: If ``pid`` is not a running process (or not readable).
     """
 
     blocking = True
 
-    __slots__ = ("_boot_time", "_clock", "_process")
+    __slots__ = ("_boot_time", "_clock", "_cpu_count", "_process")
 
     def __init__(self, pid: int | None = None, *, clock: Clock = time.monotonic) -> None:
-        self._process = psutil.Process(pid if pid is not None else os.getpid())
+        if pid is None:
+            pid = os.getpid()
+        require_positive_int("pid", pid)
+        try:
+            self._process = psutil.Process(pid)
+        except (psutil.NoSuchProcess, OverflowError, ValueError):
+            raise ConfigurationError(f"pid {pid} is not a running process") from None
+        except psutil.AccessDenied:
+            raise ConfigurationError(f"pid {pid}: access denied (not your process?)") from None
         self._boot_time = psutil.boot_time()
-        self._clock = clock
+        self._cpu_count = int(psutil.cpu_count() or 0)
+        self._clock = require_callable("clock", clock)
 
     def read(self) -> Reading:
-        """Read CPU, memory, disk and process figures (blocking; a fraction of a ms)."""
+        """Read CPU, memory, disk and process figures (blocking; a fraction of a ms).
+
+        Raises:
+            ProcessGoneError: If the watched process has exited.
+        """
         now_wall = time.time()
         cpu = psutil.cpu_times()
         total = sum(cpu)
@@ -60,14 +78,17 @@ class PsutilReader:
         except (AttributeError, OSError):  # pragma: no cover - platforms without a load average
             load = (0.0, 0.0, 0.0)
         p = self._process
-        with p.oneshot():
-            pcpu = p.cpu_times()
-            mem = p.memory_info()
-            threads = p.num_threads()
-            # num_fds on POSIX, num_handles on Windows; getattr keeps mypy's platform stubs happy.
-            count_fds = getattr(p, "num_fds", None) or getattr(p, "num_handles")  # noqa: B009
-            fds = int(count_fds())
-            created = p.create_time()
+        try:
+            with p.oneshot():
+                pcpu = p.cpu_times()
+                mem = p.memory_info()
+                threads = p.num_threads()
+                # num_fds on POSIX, num_handles on Windows; getattr keeps mypy's stubs happy.
+                count_fds = getattr(p, "num_fds", None) or getattr(p, "num_handles")  # noqa: B009
+                fds = int(count_fds())
+                created = p.create_time()
+        except psutil.NoSuchProcess:
+            raise ProcessGoneError(f"process {p.pid} has exited") from None
         return Reading(
             time=self._clock(),
             cpu_busy=total - idle,
@@ -89,4 +110,5 @@ class PsutilReader:
             process_threads=threads,
             process_fds=fds,
             process_uptime=max(0.0, now_wall - created),
+            cpu_count=self._cpu_count,
         )

@@ -37,6 +37,8 @@ class Reading:
         process_threads: Threads in the process.
         process_fds: Open file descriptors (handles on Windows) of the process.
         process_uptime: Seconds since the process started.
+        cpu_count: Logical CPUs of the machine (0: unknown, then estimated from the CPU
+            seconds that pass per wall second). It bounds the process CPU figure.
     """
 
     time: float
@@ -59,6 +61,7 @@ class Reading:
     process_threads: int
     process_fds: int
     process_uptime: float
+    cpu_count: int = 0
 
 
 @final
@@ -67,14 +70,18 @@ class CPUStats:
     """CPU figures.
 
     Attributes:
-        usage_percent: Machine-wide CPU use (0-100) since the previous timer sample.
+        usage_percent: Machine-wide CPU use (0-100) over the measuring window: the time
+            since a reading at least the monitor's ``min_window`` old (in practice the last
+            complete sampling interval), never a window of a few milliseconds.
         load_average: The 1, 5 and 15 minute load averages.
         thread_count: Threads in this process.
+        count: Logical CPUs of the machine.
     """
 
     usage_percent: float
     load_average: tuple[float, float, float]
     thread_count: int
+    count: int = 1
 
 
 @final
@@ -117,8 +124,9 @@ class ProcessStats:
 
     Attributes:
         pid: The process id.
-        cpu_percent: CPU use of the process since the previous timer sample, where 100 is one
-            full core (it can exceed 100 with several busy threads, as in ``top``).
+        cpu_percent: CPU use of the process over the same window as the machine's, where
+            100 is one full core, as in ``top`` and psutil: several busy threads take it
+            past 100, and it is bounded by 100 x the number of CPUs.
         memory_rss: Resident memory in bytes.
         memory_vms: Virtual memory in bytes.
         thread_count: Threads in the process.
@@ -210,7 +218,7 @@ class SystemStats:
 
 #: Every metric name :meth:`SystemStats.flat` produces (thresholds and history accept them).
 SYSTEM_METRICS: frozenset[str] = frozenset(
-    [f"cpu.{n}" for n in ("usage_percent", "thread_count")]
+    [f"cpu.{n}" for n in ("usage_percent", "thread_count", "count")]
     + [f"cpu.load_average_{n}" for n in ("1m", "5m", "15m")]
     + [f"memory.{f.name}" for f in dataclasses.fields(MemoryStats)]
     + [f"io.{f.name}" for f in dataclasses.fields(IOStats)]
@@ -225,6 +233,57 @@ SYSTEM_METRICS: frozenset[str] = frozenset(
         "error_rate",
     ]
 )
+
+
+#: Names of the predecessor's docs and examples, accepted wherever a system metric is.
+METRIC_ALIASES: dict[str, str] = {
+    "cpu_usage": "cpu.usage_percent",
+    "memory_usage": "memory.percent",
+}
+
+
+def resolve_metric(name: str) -> str:
+    """Return the system metric an alias stands for, or ``name`` unchanged."""
+    return METRIC_ALIASES.get(name, name)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class MonitorStats:
+    """A snapshot of a :class:`ResourceMonitor`'s own counters, from ``stats()``.
+
+    Attributes:
+        running: Whether the sampling timer is running.
+        interval: Seconds between timer samples.
+        samples: Samples added to the history (by the timer or a direct ``sample()``).
+        sample_errors: Timer samples that failed (logged, and the timer kept going).
+        history: Samples held in the history at the time of the snapshot.
+        thresholds: Thresholds registered.
+        thresholds_fired: Times a threshold fired.
+        alerts_sent: Alerts sent (to the ``on_alert`` handlers, or logged when there is none).
+        handler_errors: Handler calls (threshold and alert handlers) that raised.
+        request_count: Requests that finished, tracked or recorded (errors included).
+        error_count: Tracked requests that raised.
+        cancelled_count: Tracked requests that were cancelled.
+        in_flight: Tracked requests running at the time of the snapshot.
+        unrecorded_thresholds: Application metrics that thresholds watch but that were never
+            recorded during the first samples (a typo would otherwise silence an alert).
+    """
+
+    running: bool
+    interval: float
+    samples: int
+    sample_errors: int
+    history: int
+    thresholds: int
+    thresholds_fired: int
+    alerts_sent: int
+    handler_errors: int
+    request_count: int
+    error_count: int
+    cancelled_count: int
+    in_flight: int
+    unrecorded_thresholds: tuple[str, ...] = ()
 
 
 def build_stats(
@@ -254,12 +313,18 @@ def build_stats(
         d_read = now.io_read_bytes - prev.io_read_bytes
         d_write = now.io_write_bytes - prev.io_write_bytes
     cpu_percent = _clamp(100.0 * d_busy / d_total) if d_total > 0 else 0.0
-    pcpu_percent = max(0.0, 100.0 * d_pcpu / d_pwall) if d_pwall > 0 else 0.0
+    cores = now.cpu_count
+    if cores <= 0:  # a reader that does not know: CPU seconds per wall second
+        span = now.uptime if prev is None else now.time - prev.time
+        cores = max(1, round(d_total / span)) if span > 0 else 1
+    # Process CPU time ticks in coarse steps (10 ms on Linux): bound it by what the machine
+    # can give, 100 % per core, whatever the window.
+    pcpu_percent = min(100.0 * cores, max(0.0, 100.0 * d_pcpu / d_pwall)) if d_pwall > 0 else 0.0
     read_rate = max(0.0, d_read / d_wall) if d_wall > 0 else 0.0
     write_rate = max(0.0, d_write / d_wall) if d_wall > 0 else 0.0
     return SystemStats(
         timestamp=timestamp,
-        cpu=CPUStats(cpu_percent, now.load_average, now.process_threads),
+        cpu=CPUStats(cpu_percent, now.load_average, now.process_threads, cores),
         memory=MemoryStats(
             now.memory_total, now.memory_available, now.memory_used, now.memory_percent
         ),
