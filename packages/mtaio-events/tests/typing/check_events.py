@@ -45,3 +45,34 @@ async def check() -> None:
     closeables: list[AsyncCloseable] = [channel, sub]
     for resource in closeables:
         await resource.close()
+
+
+async def check_handler_types() -> None:
+    """A handler must accept an Event: mypy refuses one annotated with another type."""
+    emitter = EventEmitter()
+
+    def takes_int(value: int) -> None: ...
+
+    def takes_two(event: Event[Any], extra: int) -> None: ...
+
+    emitter.on("n", takes_int)  # type: ignore[type-var]
+    emitter.on("n")(takes_int)  # type: ignore[type-var]
+    emitter.on("n", takes_two)  # type: ignore[type-var]
+    emitter.once("n", takes_int)  # type: ignore[type-var]
+    emitter.many("n", 2, takes_int)  # type: ignore[type-var]
+
+    @emitter.on("n")  # type: ignore[type-var]
+    async def decorated_bad(value: str) -> None: ...
+
+    @emitter.on("n")
+    def untyped(event):  # type: ignore[no-untyped-def]
+        return None
+
+    emitter.on("n", lambda event: event.data)
+
+    def takes_batch(events: list[Event[Any]]) -> None: ...
+
+    emitter.on_batch("n", takes_batch)
+    emitter.on_batch("n", takes_int)  # type: ignore[type-var]
+    await emitter.emit("n", 1, {"k": 1})  # type: ignore[call-arg]  # metadata is keyword-only
+    await emitter.emit("n", 1, metadata={"k": 1})

@@ -8,6 +8,7 @@ the public API and lists it in ``__all__``.
 * ``_channel``: :class:`Channel`, :class:`Subscriber`, :class:`Message` (pub/sub).
 """
 
+import logging as _logging
 from importlib.metadata import version as _version
 
 from mtaio.typing import publish_module as _publish_module
@@ -43,6 +44,10 @@ __all__ = (
     "SubscriberStats",
     "OverflowPolicy",
 )
+
+# A library never configures logging: without this, Python's last-resort handler would
+# print mtaio.events records to stderr in applications that set up no logging at all.
+_logging.getLogger("mtaio.events").addHandler(_logging.NullHandler())
 
 # Reprs, tracebacks and pickles name the public path (mtaio.events.X), not a private module.
 _publish_module(globals())

@@ -26,7 +26,7 @@ from mtaio.exceptions import (
     require_positive_int,
 )
 
-from ._event import check_name, compile_pattern
+from ._event import check_event_name, check_name, compile_pattern, copy_metadata
 
 __all__ = (
     "Channel",
@@ -73,9 +73,11 @@ class Message(Generic[T]):
     def __init__(
         self, data: T, topic: str | None = None, metadata: Mapping[str, Any] | None = None
     ) -> None:
+        if topic is not None:
+            check_name("topic", topic)
         self.data = data
         self.topic = topic
-        self._metadata = None if metadata is None else dict(metadata)
+        self._metadata = None if metadata is None else copy_metadata(metadata)
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -479,7 +481,7 @@ class Channel(Generic[T]):
 
     def _route(self, topic: str | None) -> tuple[Subscriber[T], ...]:
         if topic is not None:
-            check_name("topic", topic)
+            check_event_name(topic, "topic")
         route = tuple(s for s in self._subscribers if s.matches(topic))
         if len(self._routes) >= _ROUTE_CACHE_LIMIT:
             self._routes.clear()
@@ -487,7 +489,7 @@ class Channel(Generic[T]):
         return route
 
     async def publish(
-        self, data: T, topic: str | None = None, metadata: Mapping[str, Any] | None = None
+        self, data: T, topic: str | None = None, *, metadata: Mapping[str, Any] | None = None
     ) -> int:
         """Send ``data`` to every subscriber whose topics match ``topic``.
 
@@ -516,7 +518,7 @@ class Channel(Generic[T]):
         message: Message[T] = _new_message(Message)
         message.data = data
         message.topic = topic
-        message._metadata = None if metadata is None else dict(metadata)
+        message._metadata = None if metadata is None else copy_metadata(metadata)
         count = dropped = 0
         blocked: list[Subscriber[T]] | None = None
         for subscriber in route:
