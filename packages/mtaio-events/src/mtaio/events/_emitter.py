@@ -508,9 +508,16 @@ class EventEmitter:
         if len(self._plans) >= _PLAN_CACHE_LIMIT:
             self._clear_plans()
         self._plans[name] = plan
-        if not self._slow and not is_pattern(name) and all(
-            lst.is_async and lst.remaining is None and not lst.batch and lst.priority != _MONITOR
-            for lst in plan
+        if (
+            not self._slow
+            and not is_pattern(name)
+            and all(
+                lst.is_async
+                and lst.remaining is None
+                and not lst.batch
+                and lst.priority != _MONITOR
+                for lst in plan
+            )
         ):
             if len(plan) == 1:
                 self._fast1[name] = plan[0].fn

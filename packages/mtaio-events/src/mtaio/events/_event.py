@@ -144,8 +144,7 @@ def check_event_name(name: object, argument: str = "name") -> str:
     assert isinstance(name, str)
     if is_pattern(name):
         raise ConfigurationError(
-            f"{argument} must be a name, not a pattern (patterns are for receiving), "
-            f"got {name!r}"
+            f"{argument} must be a name, not a pattern (patterns are for receiving), got {name!r}"
         )
     return name
 
