@@ -71,6 +71,10 @@ def _h(event: Event[Any]) -> None:
     pass
 
 
+def _hb(events: list[Event[Any]]) -> None:
+    pass
+
+
 Call = Callable[[World, Any], Any]
 CASES: list[tuple[str, str, Call, Callable[[object], bool]]] = [
     ("EventEmitter()", "error_policy", lambda w, v: EventEmitter(error_policy=v), NEVER),
@@ -84,9 +88,9 @@ CASES: list[tuple[str, str, Call, Callable[[object], bool]]] = [
     ("once", "priority", lambda w, v: w.emitter.once("e", _h, priority=v), PRIORITY),
     ("many", "times", lambda w, v: w.emitter.many("e", v, _h), POSITIVE_INT),
     ("many", "handler", lambda w, v: w.emitter.many("e", 2, v), DECORATOR),
-    ("on_batch", "name", lambda w, v: w.emitter.on_batch(v, _h), NAME),
+    ("on_batch", "name", lambda w, v: w.emitter.on_batch(v, _hb), NAME),
     ("on_batch", "handler", lambda w, v: w.emitter.on_batch("e", v), DECORATOR),
-    ("on_batch", "priority", lambda w, v: w.emitter.on_batch("e", _h, priority=v), PRIORITY),
+    ("on_batch", "priority", lambda w, v: w.emitter.on_batch("e", _hb, priority=v), PRIORITY),
     ("off", "name", lambda w, v: w.emitter.off(v, _h), NAME),
     ("off", "handler", lambda w, v: w.emitter.off("e", v), NEVER),
     ("remove_all_listeners", "name", lambda w, v: w.emitter.remove_all_listeners(v), NAME_OR_NONE),
