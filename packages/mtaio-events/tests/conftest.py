@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
@@ -30,3 +32,26 @@ def redis_url(redis_server: RedisServer) -> str:
     finally:
         client.close()
     return redis_server.url
+
+
+Condition = Callable[[], object]
+
+
+@pytest.fixture
+def eventually() -> Callable[..., Awaitable[None]]:
+    """``await eventually(condition, seconds)``: wait (bounded) until a condition holds.
+
+    For conditions another process or a server makes true; the condition may be async.
+    """
+
+    async def wait(condition: Condition, seconds: float = 10.0) -> None:
+        async with asyncio.timeout(seconds):
+            while True:
+                result = condition()
+                if inspect.isawaitable(result):
+                    result = await result
+                if result:
+                    return
+                await asyncio.sleep(0.01)
+
+    return wait

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -21,21 +22,17 @@ from mtaio.events._redis_pubsub import redis_glob
 from mtaio.exceptions import ConfigurationError, DependencyError
 from mtaio.testing import RedisServer
 
+Eventually = Callable[..., Awaitable[None]]
+
 
 async def _drain(sub: Subscriber[Any], marker: str = "end") -> list[Any]:
     """Receive until the marker message: what arrived before it, in order."""
-    got = []
+    got: list[str | None] = []
     while True:
         message = await sub.receive(timeout=5)
         if message.data == marker:
             return got
         got.append(message.topic)
-
-
-async def _wait_for(condition: Any, seconds: float = 10.0) -> None:
-    async with asyncio.timeout(seconds):
-        while not condition():
-            await asyncio.sleep(0.02)
 
 
 def test_redis_glob_is_a_superset_and_says_when_it_is_exact() -> None:
@@ -142,7 +139,9 @@ async def test_malformed_messages_are_counted_and_dropped(redis_url: str) -> Non
         assert transport.stats().malformed == 6
 
 
-async def test_redis_restarted_gap_reported_and_delivery_resumes(redis_server: RedisServer) -> None:
+async def test_redis_restarted_gap_reported_and_delivery_resumes(
+    redis_server: RedisServer, eventually: Eventually
+) -> None:
     if not redis_server.running:
         redis_server.start()
     url = redis_server.url
@@ -160,7 +159,7 @@ async def test_redis_restarted_gap_reported_and_delivery_resumes(redis_server: R
         with pytest.raises(ChannelConnectionError):  # a lost connection is never silent
             await sender.publish(2, topic="t")
         redis_server.start()
-        await _wait_for(lambda: receiving.stats().connected and receiving.stats().reconnects)
+        await eventually(lambda: receiving.stats().connected and receiving.stats().reconnects)
         await sender.publish(3, topic="t")
         message = await sub.receive(timeout=5)
         assert message.data == 3
@@ -170,7 +169,9 @@ async def test_redis_restarted_gap_reported_and_delivery_resumes(redis_server: R
         assert receiving.stats().reconnects == 1
 
 
-async def test_bad_configuration_is_refused(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_bad_configuration_is_refused(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(ConfigurationError, match="prefix"):
         RedisPubSubTransport(redis_url, prefix="a{b}")
     with pytest.raises(ConfigurationError, match="max_backoff"):

@@ -1,8 +1,9 @@
-"""The Streams transport: broadcast starts, consumer groups, redelivery, dead letters, backpressure."""
+"""The Streams transport: broadcast starts, groups, redelivery, dead letters, backpressure."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -10,6 +11,8 @@ import redis.asyncio as aioredis
 
 from mtaio.events import Channel, RedisStreamsTransport
 from mtaio.exceptions import ConfigurationError
+
+Eventually = Callable[..., Awaitable[None]]
 
 
 def _transport(url: str, **options: Any) -> RedisStreamsTransport:
@@ -102,7 +105,9 @@ async def test_an_unacknowledged_message_is_redelivered_after_the_idle_timeout(
         assert transport.stats().redelivered == 1
 
 
-async def test_a_message_that_always_fails_ends_in_the_dead_letter_stream(redis_url: str) -> None:
+async def test_a_message_that_always_fails_ends_in_the_dead_letter_stream(
+    redis_url: str, eventually: Eventually
+) -> None:
     transport = _transport(redis_url, claim_idle=0.1, max_deliveries=3)
     async with Channel[str]("poison", transport=transport) as channel:
         sub = await channel.subscribe("t", group="g", auto_ack=False)
@@ -118,12 +123,11 @@ async def test_a_message_that_always_fails_ends_in_the_dead_letter_stream(redis_
                 deliveries.append(message.deliveries)  # "handled", failing: never acked
                 if len(deliveries) == 3:
                     break
-            while transport.stats().dead_lettered == 0:
-                await asyncio.sleep(0.02)
+        await eventually(lambda: transport.stats().dead_lettered)
         assert deliveries == [1, 2, 3]
         raw = aioredis.Redis.from_url(redis_url)
         try:
-            dead = await raw.xrange(transport.dead_letter_key(channel))
+            dead: Any = await raw.xrange(transport.dead_letter_key(channel))
         finally:
             await raw.aclose()
         assert len(dead) == 1
@@ -133,22 +137,24 @@ async def test_a_message_that_always_fails_ends_in_the_dead_letter_stream(redis_
         assert await transport.pending(channel, "t", "g") == 0
 
 
-async def test_a_group_consumer_reads_no_more_than_its_queue_holds(redis_url: str) -> None:
+async def test_a_group_consumer_reads_no_more_than_its_queue_holds(
+    redis_url: str, eventually: Eventually
+) -> None:
     transport = _transport(redis_url)
     async with Channel[int]("pressure", transport=transport) as channel:
         slow = await channel.subscribe("t", group="g", maxsize=3)
         for i in range(50):
             await channel.publish(i, topic="t")
-        async with asyncio.timeout(5):
-            while slow.qsize() < 3:
-                await asyncio.sleep(0.01)
+        await eventually(lambda: slow.qsize() == 3)
         await asyncio.sleep(0.2)  # more reads would have happened by now
         assert slow.qsize() == 3
         assert await transport.pending(channel, "t", "g") == 3  # the rest waits in Redis
         assert (await slow.receive()).data == 0
-        async with asyncio.timeout(5):
-            while await transport.pending(channel, "t", "g") < 4:
-                await asyncio.sleep(0.01)
+
+        async def four_pending() -> bool:
+            return await transport.pending(channel, "t", "g") == 4
+
+        await eventually(four_pending)
         assert slow.stats().dropped == 0
 
 
