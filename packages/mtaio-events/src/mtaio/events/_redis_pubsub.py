@@ -19,6 +19,7 @@ reaching this connection through a second matching pattern, delivered once.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import logging
 import random
@@ -28,6 +29,7 @@ from mtaio.exceptions import ConfigurationError, require_positive
 from mtaio.typing import connect_redis
 
 from ._transport import (
+    ChannelConnectionError,
     SubscribeOptions,
     Transport,
     TransportStats,
@@ -115,6 +117,9 @@ class RedisPubSubTransport(Transport):
             (the caller keeps owning it).
         prefix: Prepended to every Redis channel name (``"{prefix}:{channel}:t:{topic}"``).
         max_backoff: The longest wait between reconnection attempts, in seconds.
+        confirm_timeout: How long :meth:`~mtaio.events.Channel.subscribe` waits for the
+            server to confirm a new subscription before raising
+            :class:`~mtaio.events.ChannelConnectionError`.
 
     Raises:
         DependencyError: If redis-py is missing (``pip install 'mtaio-events[redis]'``).
@@ -124,6 +129,7 @@ class RedisPubSubTransport(Transport):
         "_backoff",
         "_channels",
         "_client",
+        "_confirm_timeout",
         "_connected",
         "_keys",
         "_malformed",
@@ -141,9 +147,17 @@ class RedisPubSubTransport(Transport):
         "prefix",
     )
 
-    def __init__(self, redis: object, *, prefix: str = "mtaio", max_backoff: float = 2.0) -> None:
+    def __init__(
+        self,
+        redis: object,
+        *,
+        prefix: str = "mtaio",
+        max_backoff: float = 2.0,
+        confirm_timeout: float = 10.0,
+    ) -> None:
         self.prefix = check_prefix(prefix)
         self._max_backoff = require_positive("max_backoff", max_backoff)
+        self._confirm_timeout = require_positive("confirm_timeout", confirm_timeout)
         self._target = redis
         self._owned = isinstance(redis, str)
         self._client: Redis | None = self._connect()
@@ -164,7 +178,10 @@ class RedisPubSubTransport(Transport):
 
     def _connect(self) -> Redis:
         # A RedisCluster is accepted by connect_redis; its pubsub() works on one node.
-        return connect_redis(self._target, extra=_EXTRA, argument="redis")  # type: ignore[return-value]
+        # RESP2: what every server speaking the Redis protocol answers (redis-py 8 would
+        # open with HELLO 3, which the embedded CacheNode and older servers refuse).
+        options = {"protocol": 2} if isinstance(self._target, str) else {}
+        return connect_redis(self._target, extra=_EXTRA, argument="redis", **options)  # type: ignore[return-value]
 
     def __repr__(self) -> str:
         state = "connected" if self._connected else "idle"
@@ -277,7 +294,15 @@ class RedisPubSubTransport(Transport):
             with contextlib.suppress(Exception):  # a failure here: the reader reconnects
                 await self._send_subscribe(self._pubsub, new)
         # Return once Redis confirmed: anything published from now on reaches us.
-        await asyncio.gather(*waiters)
+        try:
+            async with asyncio.timeout(self._confirm_timeout):
+                await asyncio.gather(*waiters)
+        except builtins.TimeoutError:
+            for waiter in waiters:
+                waiter.cancel()
+            raise ChannelConnectionError(
+                f"the server did not confirm the subscription within {self._confirm_timeout} s"
+            ) from None
 
     async def unsubscribe(self, channel: Channel[Any], subscriber: Subscriber[Any]) -> None:
         gone: list[str] = []

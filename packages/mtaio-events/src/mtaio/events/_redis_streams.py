@@ -147,7 +147,10 @@ class RedisStreamsTransport(Transport):
         self._dead_lettered = 0
 
     def _connect(self) -> Redis:
-        return connect_redis(self._target, extra=_EXTRA, argument="redis")  # type: ignore[return-value]
+        # RESP2: what every server speaking the Redis protocol answers (redis-py 8 would
+        # open with HELLO 3, which the embedded CacheNode and older servers refuse).
+        options = {"protocol": 2} if isinstance(self._target, str) else {}
+        return connect_redis(self._target, extra=_EXTRA, argument="redis", **options)  # type: ignore[return-value]
 
     def __repr__(self) -> str:
         return f"<RedisStreamsTransport prefix={self.prefix!r} readers={len(self._readers)}>"
