@@ -386,7 +386,7 @@ class RedisPubSubTransport(Transport):
 
     async def _pump(self, pubsub: PubSub) -> None:
         while True:
-            message = await pubsub.get_message(timeout=1.0)
+            message = await pubsub.get_message(timeout=None)  # blocks: no timer per message
             if message is None:
                 if not pubsub.subscribed and not self._keys:
                     await asyncio.sleep(0.05)
