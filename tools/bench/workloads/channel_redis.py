@@ -198,7 +198,8 @@ class _Round:
 
     async def _line(self) -> bytes:
         # The next JSON line of the subscriber (a peer may log other lines to stdout).
-        assert self.proc is not None and self.proc.stdout is not None
+        assert self.proc is not None
+        assert self.proc.stdout is not None
         while True:
             line = await asyncio.wait_for(self.proc.stdout.readline(), IDLE + 30)
             if not line:
