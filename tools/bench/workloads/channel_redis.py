@@ -325,9 +325,7 @@ def channel_redis(options: Options) -> list[Scenario]:
     url = _server_url()
     n = options.scale(20_000)
     return [
-        Scenario(
-            "Pub/Sub, 100-byte messages, 1 subscriber process", _pubsub_cases(url, n)
-        ),
+        Scenario("Pub/Sub, 100-byte messages, 1 subscriber process", _pubsub_cases(url, n)),
         Scenario(
             "Streams group with acks, 100-byte messages, 1 consumer process",
             _streams_cases(url, n),
