@@ -38,7 +38,8 @@ async def test_readme_redis_example_runs(
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
     code = next(b for b in blocks if "RedisStreamsTransport(" in b)
     namespace: dict[str, object] = {"__name__": "readme_redis_example"}
-    exec(compile(code.replace("redis://localhost:6379/0", redis_url), str(README), "exec"), namespace)
+    code = code.replace("redis://localhost:6379/0", redis_url)
+    exec(compile(code, str(README), "exec"), namespace)
     await namespace["fan_out"]()  # type: ignore[operator]
     await namespace["work_queue"]()  # type: ignore[operator]
     assert capsys.readouterr().out.splitlines() == [
