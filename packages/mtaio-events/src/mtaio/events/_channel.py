@@ -775,8 +775,7 @@ class Channel(Generic[T]):
             else:
                 count += got
         if blocked is not None:
-            for subscriber in blocked:
-                count += max(0, await subscriber._put(message))
+            count += await self._wait_for_room(blocked, message)
         self._delivered += count
         if dropped:
             self._dropped += dropped
@@ -812,20 +811,20 @@ class Channel(Generic[T]):
         route = self._routes.get(topic)
         if route is None:
             route = self._route(topic)
-        count = 0
-        blocked: list[Subscriber[T]] | None = None
-        for subscriber in route:
-            got = subscriber._offer(message)
-            if got < 0:
-                if blocked is None:
-                    blocked = []
-                blocked.append(subscriber)
-            else:
-                count += got
-        if blocked is not None:
-            for subscriber in blocked:
-                count += max(0, await subscriber._put(message))
+        offered = [(subscriber, subscriber._offer(message)) for subscriber in route]
+        count = sum(got for _, got in offered if got > 0)
+        blocked = [subscriber for subscriber, got in offered if got < 0]
+        if blocked:
+            count += await self._wait_for_room(blocked, message)
         self._delivered += count
+        return count
+
+    @staticmethod
+    async def _wait_for_room(blocked: list[Subscriber[T]], message: Message[T]) -> int:
+        """Queue ``message`` to the ``block`` subscribers that were full, in turn."""
+        count = 0
+        for subscriber in blocked:
+            count += max(0, await subscriber._put(message))
         return count
 
     def _gap(self, topic: str | None, count: int) -> None:

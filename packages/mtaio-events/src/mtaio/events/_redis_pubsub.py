@@ -26,7 +26,6 @@ import random
 from typing import TYPE_CHECKING, Any, final
 
 from mtaio.exceptions import ConfigurationError, require_positive
-from mtaio.typing import connect_redis
 
 from ._transport import (
     ChannelConnectionError,
@@ -34,10 +33,11 @@ from ._transport import (
     Transport,
     TransportStats,
     check_prefix,
-    connection_error,
     decode_frame,
     encode_frame,
     new_publisher_id,
+    redis_call,
+    redis_client,
 )
 
 if TYPE_CHECKING:
@@ -50,7 +50,6 @@ __all__ = ("RedisPubSubTransport", "redis_glob")
 
 logger = logging.getLogger("mtaio.events")
 
-_EXTRA = "mtaio-events[redis]"
 _SEEN_LIMIT = 100_000  # (publisher, channel) pairs remembered; beyond it the memory starts over
 
 
@@ -177,11 +176,7 @@ class RedisPubSubTransport(Transport):
         self._malformed = 0
 
     def _connect(self) -> Redis:
-        # A RedisCluster is accepted by connect_redis; its pubsub() works on one node.
-        # RESP2: what every server speaking the Redis protocol answers (redis-py 8 would
-        # open with HELLO 3, which the embedded CacheNode and older servers refuse).
-        options = {"protocol": 2} if isinstance(self._target, str) else {}
-        return connect_redis(self._target, extra=_EXTRA, argument="redis", **options)  # type: ignore[return-value]
+        return redis_client(self._target)  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         state = "connected" if self._connected else "idle"
@@ -263,13 +258,7 @@ class RedisPubSubTransport(Transport):
         data = encode_frame(topic, metadata, self._publisher, seq, payload)
         client = self._client
         assert client is not None
-        try:
-            return int(await client.publish(redis_channel, data))
-        except Exception as exc:
-            error = connection_error(exc, f"PUBLISH to {redis_channel!r}")
-            if error is exc:
-                raise
-            raise error from exc
+        return int(await redis_call(client.publish(redis_channel, data), "PUBLISH"))
 
     async def subscribe(
         self, channel: Channel[Any], subscriber: Subscriber[Any], options: SubscribeOptions

@@ -33,7 +33,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any, final
 
 from mtaio.exceptions import ConfigurationError, require_positive, require_positive_int
-from mtaio.typing import connect_redis, redis_key
+from mtaio.typing import redis_key
 
 from ._transport import (
     Frame,
@@ -41,9 +41,10 @@ from ._transport import (
     Transport,
     TransportStats,
     check_prefix,
-    connection_error,
     decode_frame,
     encode_frame,
+    redis_call,
+    redis_client,
 )
 
 if TYPE_CHECKING:
@@ -55,7 +56,6 @@ __all__ = ("RedisStreamsTransport",)
 
 logger = logging.getLogger("mtaio.events")
 
-_EXTRA = "mtaio-events[redis]"
 _STREAM_ID = re.compile(r"\d+(-\d+)?")
 _FIELD = b"f"
 
@@ -147,10 +147,7 @@ class RedisStreamsTransport(Transport):
         self._dead_lettered = 0
 
     def _connect(self) -> Redis:
-        # RESP2: what every server speaking the Redis protocol answers (redis-py 8 would
-        # open with HELLO 3, which the embedded CacheNode and older servers refuse).
-        options = {"protocol": 2} if isinstance(self._target, str) else {}
-        return connect_redis(self._target, extra=_EXTRA, argument="redis", **options)  # type: ignore[return-value]
+        return redis_client(self._target)  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return f"<RedisStreamsTransport prefix={self.prefix!r} readers={len(self._readers)}>"
@@ -210,13 +207,8 @@ class RedisStreamsTransport(Transport):
             raise ConfigurationError("topic is required on a Streams transport")
         key = self.stream_key(channel, topic)
         frame = encode_frame(topic, metadata, "", 0, payload)
-        try:
-            await self._redis().xadd(key, {_FIELD: frame}, maxlen=self._maxlen, approximate=True)
-        except Exception as exc:
-            error = connection_error(exc, f"XADD to {key!r}")
-            if error is exc:
-                raise
-            raise error from exc
+        add = self._redis().xadd(key, {_FIELD: frame}, maxlen=self._maxlen, approximate=True)
+        await redis_call(add, f"XADD to {key!r}")
         return 1
 
     async def subscribe(
@@ -228,13 +220,7 @@ class RedisStreamsTransport(Transport):
         if start not in ("$", "0") and not _STREAM_ID.fullmatch(start):
             raise ConfigurationError(f"start must be '$', '0' or a stream id, got {start!r}")
         reader = _Reader(self, channel, subscriber, options, keys)
-        try:
-            await reader.prepare()
-        except Exception as exc:
-            error = connection_error(exc, "subscribe")
-            if error is exc:
-                raise
-            raise error from exc
+        await redis_call(reader.prepare(), "subscribe")
         self._readers[subscriber] = reader
         subscriber._source = reader
         reader.start()

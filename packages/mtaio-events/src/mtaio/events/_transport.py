@@ -19,11 +19,12 @@ import builtins
 import json
 import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any, TypeVar, final
 
 from mtaio.exceptions import ConfigurationError, ConfigurationTypeError, EventError
+from mtaio.typing import connect_redis
 
 from ._serializer import MalformedMessageError
 
@@ -225,3 +226,29 @@ def connection_error(exc: BaseException, what: str) -> BaseException:
     ):
         return ChannelConnectionError(f"{what} failed: {exc}")
     return exc
+
+
+R = TypeVar("R")
+
+
+def redis_client(target: object) -> Any:
+    """The ``redis.asyncio`` client of a transport: ``target`` itself, or one made from a URL.
+
+    A client made here speaks RESP2, which every server of the Redis protocol answers
+    (redis-py 8 would open with ``HELLO 3``, refused by the embedded CacheNode and older
+    servers). Typed ``Any``: redis-py's stubs type stream and Pub/Sub replies as unions of
+    every protocol's shapes; the transports check what they read instead.
+    """
+    options = {"protocol": 2} if isinstance(target, str) else {}
+    return connect_redis(target, extra="mtaio-events[redis]", argument="redis", **options)
+
+
+async def redis_call(awaitable: Awaitable[R], what: str) -> R:
+    """Await a Redis command, turning a lost connection into :class:`ChannelConnectionError`."""
+    try:
+        return await awaitable
+    except Exception as exc:
+        error = connection_error(exc, what)
+        if error is exc:
+            raise
+        raise error from exc
