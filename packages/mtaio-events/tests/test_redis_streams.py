@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from mtaio.events import Channel, RedisStreamsTransport
+from mtaio.events import Channel, ChannelConnectionError, RedisStreamsTransport
 from mtaio.exceptions import ConfigurationError
+from mtaio.testing import RedisServer
 
 Eventually = Callable[..., Awaitable[None]]
 
@@ -198,3 +199,27 @@ async def test_streams_options_are_checked(redis_url: str) -> None:
         with pytest.raises(ConfigurationError, match="topic"):
             await channel.publish(1)
         assert channel.subscriber_count == 0
+
+
+async def test_readers_retry_after_redis_restarts_and_recreate_a_lost_group(
+    redis_server: RedisServer, eventually: Eventually
+) -> None:
+    if not redis_server.running:
+        redis_server.start()
+    transport = _transport(redis_server.url, max_backoff=0.1)
+    async with Channel[str]("restart", transport=transport) as channel:
+        group = await channel.subscribe("t", group="g")
+        broadcast = await channel.subscribe("t")
+        await channel.publish("before", topic="t")
+        assert (await group.receive(timeout=5)).data == "before"
+        assert (await broadcast.receive(timeout=5)).data == "before"
+        redis_server.kill()  # no persistence: the stream and its group are gone
+        await eventually(lambda: not transport.stats().connected)
+        with pytest.raises(ChannelConnectionError):
+            await channel.publish("lost", topic="t")
+        redis_server.start()
+        await eventually(lambda: transport.stats().connected)
+        await channel.publish("after", topic="t")
+        assert (await group.receive(timeout=5)).data == "after"  # the group was made again
+        assert (await broadcast.receive(timeout=5)).data == "after"  # from its last id on
+        assert transport.stats().reconnects >= 1
