@@ -3,7 +3,17 @@
 from collections.abc import Callable, Coroutine
 from typing import Any, assert_type
 
-from mtaio.events import Channel, Event, EventEmitter, EventPriority, Message, Subscriber
+from mtaio.events import (
+    Channel,
+    Event,
+    EventEmitter,
+    EventPriority,
+    JsonSerializer,
+    Message,
+    RedisPubSubTransport,
+    RedisStreamsTransport,
+    Subscriber,
+)
 from mtaio.typing import AsyncCloseable
 
 
@@ -76,3 +86,18 @@ async def check_handler_types() -> None:
     emitter.on_batch("n", takes_int)  # type: ignore[type-var]
     await emitter.emit("n", 1, {"k": 1})  # type: ignore[call-arg]  # metadata is keyword-only
     await emitter.emit("n", 1, metadata={"k": 1})
+
+
+async def check_typed_transport_channel(transport: RedisStreamsTransport) -> None:
+    """A channel's serializer must produce and accept the channel's message type."""
+    orders = JsonSerializer[int](encode=lambda n: n, decode=int)
+    channel = Channel[int]("orders", transport=transport, serializer=orders)
+    sub = await channel.subscribe("created", group="billing", auto_ack=False)
+    message = await sub.receive()
+    assert_type(message.data, int)
+    assert_type(message.id, str | None)
+    assert_type(message.deliveries, int)
+    await message.ack()
+    await channel.publish("one", topic="created")  # type: ignore[arg-type]
+    Channel[int]("x", transport=transport, serializer=JsonSerializer[str]())  # type: ignore[arg-type]
+    Channel[int]("y", transport=RedisPubSubTransport("redis://localhost"))

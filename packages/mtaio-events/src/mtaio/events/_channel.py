@@ -811,9 +811,14 @@ class Channel(Generic[T]):
         route = self._routes.get(topic)
         if route is None:
             route = self._route(topic)
-        offered = [(subscriber, subscriber._offer(message)) for subscriber in route]
-        count = sum(got for _, got in offered if got > 0)
-        blocked = [subscriber for subscriber, got in offered if got < 0]
+        count = 0
+        blocked: list[Subscriber[T]] = []
+        for subscriber in route:
+            got = subscriber._offer(message)  # 1 queued, 0 not, -1 full and blocking
+            if got < 0:
+                blocked.append(subscriber)
+            else:
+                count += got
         if blocked:
             count += await self._wait_for_room(blocked, message)
         self._delivered += count
