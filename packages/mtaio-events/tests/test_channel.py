@@ -35,7 +35,7 @@ async def test_publish_routes_by_topic_patterns() -> None:
 async def test_message_fields_and_metadata() -> None:
     channel = Channel[int]()
     sub = await channel.subscribe()
-    await channel.publish(1, "t", {"k": "v"})
+    await channel.publish(1, "t", metadata={"k": "v"})
     message = await sub.receive()
     assert (message.data, message.topic, message.metadata) == (1, "t", {"k": "v"})
     assert repr(message) == "Message(1, topic='t', metadata={'k': 'v'})"

@@ -373,7 +373,8 @@ async def test_failures_raise_handler_error_after_all_handlers_ran() -> None:
     assert [type(e) for e in info.value.errors] == [ValueError, KeyError]
     assert info.value.event_name == "e"
     assert isinstance(info.value, MTAIOError)
-    assert isinstance(info.value.__cause__, ValueError)
+    assert isinstance(info.value, ExceptionGroup)
+    assert info.value.exceptions == info.value.errors
     assert "2 handler(s) failed on event 'e'" in str(info.value)
     assert emitter.stats().failures == 2
 
@@ -550,11 +551,23 @@ async def test_bad_arguments() -> None:
     with pytest.raises(ConfigurationTypeError, match="handler"):
         emitter.on("e", "x")  # type: ignore[call-overload]
     with pytest.raises(ConfigurationTypeError, match="handler"):
-        emitter.on("e", True)
+        emitter.on("e", True)  # type: ignore[call-overload]
     with pytest.raises(ConfigurationTypeError, match="handler"):
         emitter.once("e", 3)  # type: ignore[call-overload]
-    with pytest.raises(ConfigurationError, match="priority"):
-        emitter.on("e", 500)
+    with pytest.raises(ConfigurationTypeError, match="handler"):
+        emitter.on("x", 5)  # type: ignore[call-overload]  # a priority goes in priority=
+    with pytest.raises(ConfigurationTypeError, match="times"):
+        emitter.many("e", None, lambda e: None)  # type: ignore[call-overload]
+    with pytest.raises(ConfigurationTypeError, match="handler"):
+        emitter.off("e", 5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="pattern"):
+        await emitter.emit("user.*")
+    with pytest.raises(ConfigurationError, match="pattern"):
+        await emitter.emit_collect("user.?")
+    with pytest.raises(ConfigurationTypeError, match="metadata"):
+        await emitter.emit("e", 1, metadata=5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="positional"):
+        await emitter.emit("x", 1, 2)  # type: ignore[call-arg, arg-type]
     with pytest.raises(ConfigurationTypeError, match="priority"):
         emitter.on("e", lambda e: None, priority="high")  # type: ignore[call-overload]
     with pytest.raises(ConfigurationError, match="priority"):
@@ -617,20 +630,23 @@ async def test_async_stop_propagation_in_fast_path_counts_calls() -> None:
     assert emitter.stats().delivered == 1
 
 
-async def test_on_with_positional_priority_is_a_decorator() -> None:
+async def test_the_decorator_form_takes_a_keyword_priority() -> None:
     emitter = EventEmitter()
     order: list[str] = []
 
-    @emitter.on("e", EventPriority.LOW)
+    @emitter.on("e", priority=EventPriority.LOW)
     def low(event: Event[Any]) -> None:
         order.append("low")
 
-    @emitter.on("e", EventPriority.HIGHEST)
+    @emitter.on("e", priority=EventPriority.HIGHEST)
     async def top(event: Event[Any]) -> None:
         order.append("top")
 
     await emitter.emit("e")
     assert order == ["top", "low"]
+    with pytest.raises(ConfigurationTypeError, match="handler"):
+        emitter.on("e", EventPriority.HIGH)  # type: ignore[call-overload]
+    assert emitter.listener_count("e") == 2
 
 
 async def test_wildcard_listener_does_not_swallow_failures() -> None:
@@ -697,7 +713,7 @@ async def test_single_async_handler_path_behaves_like_the_general_one() -> None:
 
     emitter.on("one", keep)
     await emitter.emit("one", 1)  # builds the plan
-    await emitter.emit("one", 2, {"k": "v"})  # takes the single-handler path
+    await emitter.emit("one", 2, metadata={"k": "v"})  # takes the single-handler path
     assert "one" in emitter._fast1
     assert [(e.name, e.data, e.metadata) for e in received] == [
         ("one", 1, {}),

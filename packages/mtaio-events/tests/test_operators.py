@@ -74,7 +74,7 @@ async def test_map_never_mutates_original_and_wraps_plain_values() -> None:
     original: list[Event[Any]] = collect(source)
     doubled = source.map(lambda e: e.data * 2)
     got = collect(doubled)
-    await source.emit("n", 21, {"m": 1})
+    await source.emit("n", 21, metadata={"m": 1})
     assert [e.data for e in got] == [42]
     assert got[0].name == "n"
     assert got[0].metadata == {"m": 1}

@@ -6,8 +6,12 @@ the public API and lists it in ``__all__``.
 * ``_event``: :class:`Event`, :class:`EventPriority` and the dotted glob patterns.
 * ``_emitter``: :class:`EventEmitter` (priorities, wildcards, operators, batching).
 * ``_channel``: :class:`Channel`, :class:`Subscriber`, :class:`Message` (pub/sub).
+* ``_transport``: :class:`Transport`, the layer under a channel, and its wire frames.
+* ``_serializer``: :class:`Serializer`, :class:`JsonSerializer`.
+* ``_redis_pubsub``, ``_redis_streams``: the Redis transports (``[redis]`` extra).
 """
 
+import logging as _logging
 from importlib.metadata import version as _version
 
 from mtaio.typing import publish_module as _publish_module
@@ -25,6 +29,15 @@ from ._emitter import EventEmitter as EventEmitter
 from ._emitter import Handler as Handler
 from ._event import Event as Event
 from ._event import EventPriority as EventPriority
+from ._redis_pubsub import RedisPubSubTransport as RedisPubSubTransport
+from ._redis_streams import RedisStreamsTransport as RedisStreamsTransport
+from ._serializer import JsonSerializer as JsonSerializer
+from ._serializer import MalformedMessageError as MalformedMessageError
+from ._serializer import Serializer as Serializer
+from ._transport import ChannelConnectionError as ChannelConnectionError
+from ._transport import SubscribeOptions as SubscribeOptions
+from ._transport import Transport as Transport
+from ._transport import TransportStats as TransportStats
 
 __version__: str = _version("mtaio-events")
 
@@ -42,7 +55,20 @@ __all__ = (
     "ChannelStats",
     "SubscriberStats",
     "OverflowPolicy",
+    "Transport",
+    "TransportStats",
+    "SubscribeOptions",
+    "ChannelConnectionError",
+    "RedisPubSubTransport",
+    "RedisStreamsTransport",
+    "Serializer",
+    "JsonSerializer",
+    "MalformedMessageError",
 )
+
+# A library never configures logging: without this, Python's last-resort handler would
+# print mtaio.events records to stderr in applications that set up no logging at all.
+_logging.getLogger("mtaio.events").addHandler(_logging.NullHandler())
 
 # Reprs, tracebacks and pickles name the public path (mtaio.events.X), not a private module.
 _publish_module(globals())

@@ -5,19 +5,25 @@ deque without awaiting, so a slow subscriber costs the publisher nothing unless 
 the ``"block"`` policy; those are served last, after everyone else already has the message.
 Routes (the subscribers matching a topic) are cached per topic and dropped on every
 subscribe or unsubscribe, so publishing is one dict lookup plus the appends.
+
+A channel given a transport (``_transport``) hands each publish to it instead, encoded by its
+serializer, and fans out what the transport brings back through the same routes and queues;
+the in-process path pays one attribute test for the option.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Generic, Literal, TypeAlias, TypeVar, final
+from typing import Any, Generic, Literal, Protocol, TypeAlias, TypeVar, final
 
 from mtaio.exceptions import (
+    ConfigurationError,
     ConfigurationTypeError,
     EventError,
     TimeoutError,
@@ -26,7 +32,9 @@ from mtaio.exceptions import (
     require_positive_int,
 )
 
-from ._event import check_name, compile_pattern
+from ._event import check_event_name, check_name, compile_pattern, copy_metadata, is_pattern
+from ._serializer import JsonSerializer, Serializer
+from ._transport import Frame, GapCallback, SubscribeOptions, Transport, TransportStats
 
 __all__ = (
     "Channel",
@@ -45,6 +53,20 @@ OverflowPolicy: TypeAlias = Literal["block", "drop_oldest", "drop_newest", "disc
 _POLICIES = ("block", "drop_oldest", "drop_newest", "disconnect")
 _ROUTE_CACHE_LIMIT = 4096
 _new_message = object.__new__
+logger = logging.getLogger("mtaio.events")
+
+
+class SubscriberSource(Protocol):
+    """A transport's reader feeding one subscriber (Streams); see :class:`Subscriber`."""
+
+    def release(self) -> None:
+        """The subscriber asks for another message: the one it held is done with."""
+
+    def hold(self, message: Message[Any]) -> None:
+        """The subscriber took ``message`` out of its queue."""
+
+    async def aclose(self) -> None:
+        """Stop reading; flush what is owed (acknowledgements)."""
 
 
 class ChannelClosedError(EventError):
@@ -65,17 +87,23 @@ class Message(Generic[T]):
         metadata: Extra information given to ``publish`` (an empty dict by default).
     """
 
-    __slots__ = ("_metadata", "data", "topic")
+    # _ack, _id and _deliveries are set only on messages read from a Streams transport.
+    __slots__ = ("_ack", "_deliveries", "_id", "_metadata", "data", "topic")
 
     data: T
     topic: str | None
+    _id: str
+    _deliveries: int
+    _ack: Callable[[Message[Any]], Awaitable[None]] | None
 
     def __init__(
         self, data: T, topic: str | None = None, metadata: Mapping[str, Any] | None = None
     ) -> None:
+        if topic is not None:
+            check_name("topic", topic)
         self.data = data
         self.topic = topic
-        self._metadata = None if metadata is None else dict(metadata)
+        self._metadata = None if metadata is None else copy_metadata(metadata)
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -84,6 +112,37 @@ class Message(Generic[T]):
         if metadata is None:
             metadata = self._metadata = {}
         return metadata
+
+    @property
+    def id(self) -> str | None:
+        """The Redis stream entry id (Streams transport), else ``None``."""
+        try:
+            return self._id
+        except AttributeError:
+            return None
+
+    @property
+    def deliveries(self) -> int:
+        """How many times this message was delivered (above 1: a redelivery)."""
+        try:
+            return self._deliveries
+        except AttributeError:
+            return 1
+
+    async def ack(self) -> None:
+        """Acknowledge the message to its consumer group now (a no-op elsewhere).
+
+        With ``auto_ack`` (the default) a group message is acknowledged when the subscriber
+        is asked for the next one, i.e. once the code handling it returned; ``ack()`` does it
+        earlier, and is the only acknowledgement with ``auto_ack=False``. Idempotent.
+        """
+        try:
+            acker = self._ack
+        except AttributeError:
+            return
+        if acker is not None:
+            self._ack = None
+            await acker(self)
 
     def __repr__(self) -> str:
         return f"Message({self.data!r}, topic={self.topic!r}, metadata={self.metadata!r})"
@@ -106,12 +165,14 @@ class SubscriberStats:
         queued: Messages waiting now.
         dropped: Messages lost to the overflow policy (``drop_oldest``/``drop_newest``).
         disconnected: Whether the ``disconnect`` policy removed this subscriber.
+        missed: Messages of its topics that a transport lost (e.g. while reconnecting).
     """
 
     received: int
     queued: int
     dropped: int
     disconnected: bool
+    missed: int = 0
 
 
 @final
@@ -125,6 +186,8 @@ class ChannelStats:
         dropped: Messages dropped by overflow policies, over all subscribers.
         disconnected: Subscribers removed by the ``disconnect`` policy.
         subscribers: Subscribers now.
+        missed: Messages the transport lost (sequence gaps), over all topics.
+        transport: The transport's counters, when the channel has one.
     """
 
     published: int
@@ -132,6 +195,8 @@ class ChannelStats:
     dropped: int
     disconnected: int
     subscribers: int
+    missed: int = 0
+    transport: TransportStats | None = None
 
 
 @final
@@ -156,10 +221,13 @@ class Subscriber(Generic[T]):
         "_getters",
         "_matchers",
         "_maxsize",
+        "_missed",
+        "_on_gap",
         "_overflow",
         "_putters",
         "_reason",
         "_received",
+        "_source",
         "topics",
     )
 
@@ -185,6 +253,11 @@ class Subscriber(Generic[T]):
         self._reason = ""
         self._received = 0
         self._dropped = 0
+        self._missed = 0
+        self._on_gap: GapCallback | None = None
+        # Set by a transport that reads per subscriber (Streams): told when a message is
+        # taken (acknowledgement, room to read more) and closed with the subscriber.
+        self._source: SubscriberSource | None = None
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -263,6 +336,14 @@ class Subscriber(Generic[T]):
                 waiter.set_result(None)
                 return
 
+    def _gap(self, topic: str | None, count: int) -> None:
+        self._missed += count
+        if self._on_gap is not None:
+            try:
+                self._on_gap(topic, count)
+            except Exception:  # a callback never breaks the reader
+                logger.exception("on_gap callback of %r failed", self)
+
     def _close(self, reason: str) -> None:
         if self._closed:
             return
@@ -289,6 +370,9 @@ class Subscriber(Generic[T]):
         """
         if timeout is not None:
             require_positive("timeout", timeout)
+        source = self._source
+        if source is not None:
+            source.release()  # the previous message is done with: acknowledged (auto_ack)
         if not self._buffer:
             if timeout is None:
                 await self._wait()
@@ -302,6 +386,8 @@ class Subscriber(Generic[T]):
         self._received += 1
         if self._putters:
             self._wake(self._putters)
+        if source is not None:
+            source.hold(message)
         return message
 
     async def _wait(self) -> None:
@@ -323,12 +409,17 @@ class Subscriber(Generic[T]):
 
     def receive_nowait(self) -> Message[T] | None:
         """Return the next queued message, or ``None`` if none is waiting."""
+        source = self._source
+        if source is not None:
+            source.release()
         if not self._buffer:
             return None
         message = self._buffer.popleft()
         self._received += 1
         if self._putters:
             self._wake(self._putters)
+        if source is not None:
+            source.hold(message)
         return message
 
     def __aiter__(self) -> Subscriber[T]:
@@ -349,8 +440,12 @@ class Subscriber(Generic[T]):
         self._close("unsubscribed")
 
     async def close(self) -> None:
-        """Awaitable form of :meth:`unsubscribe` (the ``AsyncCloseable`` protocol)."""
+        """Leave the channel and wait until its transport released this subscription.
+
+        The awaitable form of :meth:`unsubscribe` (the ``AsyncCloseable`` protocol).
+        """
         self._close("unsubscribed")
+        await self._channel._settle()
 
     async def __aenter__(self) -> Subscriber[T]:
         return self
@@ -361,7 +456,7 @@ class Subscriber(Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.unsubscribe()
+        await self.close()
 
     def stats(self) -> SubscriberStats:
         """Counters: received, queued, dropped, disconnected."""
@@ -370,6 +465,7 @@ class Subscriber(Generic[T]):
             queued=len(self._buffer),
             dropped=self._dropped,
             disconnected=self._reason.startswith("disconnected"),
+            missed=self._missed,
         )
 
 
@@ -387,23 +483,61 @@ class Channel(Generic[T]):
         >>> asyncio.run(main())
         'hi'
 
+    Across processes, give it a transport (the ``[redis]`` extra)::
+
+        transport = RedisPubSubTransport("redis://localhost:6379/0")
+        orders = Channel[Order]("orders", transport=transport, serializer=order_json)
+
     Args:
-        name: A label for ``repr`` and errors.
+        name: A label for ``repr`` and errors; with a transport, also the name of the
+            channel's keys (every process using the same name shares the messages).
+        transport: Carries messages between processes; ``None`` (default) delivers
+            in-process only.
+        serializer: Encodes messages for the transport (:class:`JsonSerializer` by default;
+            anything with ``dumps``/``loads``). Only used with a transport.
+
+    .. versionchanged:: 0.2
+        ``transport`` and ``serializer``.
     """
 
     __slots__ = (
+        "_attached",
         "_closed",
         "_delivered",
         "_disconnected",
         "_dropped",
+        "_missed",
         "_published",
         "_routes",
+        "_serializer",
         "_subscribers",
+        "_tasks",
+        "_transport",
         "name",
     )
 
-    def __init__(self, name: str = "channel") -> None:
+    def __init__(
+        self,
+        name: str = "channel",
+        *,
+        transport: Transport | None = None,
+        serializer: Serializer[T] | None = None,
+    ) -> None:
         self.name = check_name("name", name)
+        if transport is not None and not isinstance(transport, Transport):
+            raise ConfigurationTypeError(
+                f"transport must be a Transport or None, got {transport!r}"
+            )
+        if serializer is not None and not isinstance(serializer, Serializer):
+            raise ConfigurationTypeError(
+                f"serializer must have dumps() and loads() (or be None), got {serializer!r}"
+            )
+        if serializer is not None and transport is None:
+            raise ConfigurationError("serializer is only used with a transport; give one")
+        self._transport = transport
+        self._serializer: Serializer[T] = JsonSerializer() if serializer is None else serializer
+        self._attached = False
+        self._tasks: set[asyncio.Task[None]] = set()
         self._subscribers: dict[Subscriber[T], None] = {}  # insertion-ordered set
         self._routes: dict[str | None, tuple[Subscriber[T], ...]] = {}
         self._closed = False
@@ -411,6 +545,7 @@ class Channel(Generic[T]):
         self._delivered = 0
         self._dropped = 0
         self._disconnected = 0
+        self._missed = 0
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -426,12 +561,22 @@ class Channel(Generic[T]):
         """Whether :meth:`close` was called."""
         return self._closed
 
+    @property
+    def transport(self) -> Transport | None:
+        """The transport, or ``None`` for in-process delivery."""
+        return self._transport
+
     async def subscribe(
         self,
         topics: Iterable[str] | str | None = None,
         *,
         maxsize: int = 1000,
         overflow: OverflowPolicy = "drop_oldest",
+        group: str | None = None,
+        consumer: str | None = None,
+        start: str = "$",
+        auto_ack: bool = True,
+        on_gap: GapCallback | None = None,
     ) -> Subscriber[T]:
         """Subscribe to the messages whose topic matches one of ``topics``.
 
@@ -443,14 +588,26 @@ class Channel(Generic[T]):
                 (default) discards the oldest queued message, ``"drop_newest"`` discards the
                 new one, ``"disconnect"`` ends the subscription, and ``"block"`` makes the
                 publisher wait for room (after serving every other subscriber).
+            group: Streams transport only: join this consumer group; each message then goes
+                to one consumer of the group (competing consumers), is acknowledged
+                (``auto_ack`` or :meth:`Message.ack`) and redelivered if unacknowledged.
+            consumer: The consumer's name in the group (unique per process by default).
+            start: Streams transport only: where a broadcast subscriber (or a new group)
+                starts: ``"$"`` (only new messages, default), ``"0"`` (everything kept) or a
+                saved stream id (after it).
+            auto_ack: Acknowledge a group message when the subscriber asks for the next one
+                (the code handling it returned). ``False``: only :meth:`Message.ack` does.
+            on_gap: Called ``on_gap(topic, count)`` when a transport finds it lost messages
+                of this subscriber's topics (Pub/Sub after a reconnect); counted in
+                ``stats().missed`` either way.
 
         Returns:
             The new :class:`Subscriber`.
 
         Raises:
             ChannelClosedError: If the channel is closed.
-            ConfigurationError: On an empty topic, a non-positive ``maxsize`` or an unknown
-                ``overflow``.
+            ConfigurationError: On an empty topic, a non-positive ``maxsize``, an unknown
+                ``overflow``, or a Streams option without a transport that has them.
         """
         if self._closed:
             raise ChannelClosedError(f"channel {self.name!r} is closed")
@@ -468,18 +625,90 @@ class Channel(Generic[T]):
                 ) from None
         require_positive_int("maxsize", maxsize)
         require_choice("overflow", overflow, _POLICIES)
+        options = self._check_options(patterns, group, consumer, start, auto_ack, on_gap)
         subscriber = Subscriber(self, patterns, maxsize, overflow)
+        subscriber._on_gap = on_gap
         self._subscribers[subscriber] = None
         self._routes.clear()
+        transport = self._transport
+        if transport is not None:
+            try:
+                await self._attach()
+                await transport.subscribe(self, subscriber, options)
+            except BaseException:
+                self._subscribers.pop(subscriber, None)
+                self._routes.clear()
+                subscriber._closed = True
+                raise
         return subscriber
+
+    def _check_options(
+        self,
+        patterns: tuple[str, ...] | None,
+        group: str | None,
+        consumer: str | None,
+        start: str,
+        auto_ack: bool,
+        on_gap: GapCallback | None,
+    ) -> SubscribeOptions:
+        if group is not None:
+            check_name("group", group)
+        if consumer is not None:
+            check_name("consumer", consumer)
+        check_name("start", start)
+        if not isinstance(auto_ack, bool):
+            raise ConfigurationTypeError(f"auto_ack must be a bool, got {auto_ack!r}")
+        if on_gap is not None and not callable(on_gap):
+            raise ConfigurationTypeError(f"on_gap must be callable or None, got {on_gap!r}")
+        transport = self._transport
+        streams = transport is not None and transport.supports_groups
+        if not streams:
+            for argument, given in (
+                ("group", group is not None),
+                ("consumer", consumer is not None),
+                ("start", start != "$"),
+            ):
+                if given:
+                    raise ConfigurationError(f"{argument} needs a Channel on a Streams transport")
+        elif patterns is None or any(is_pattern(p) for p in patterns):
+            raise ConfigurationError(
+                f"topics must be exact topic names on a Streams transport, got {patterns!r}"
+            )
+        if consumer is not None and group is None:
+            raise ConfigurationError("consumer needs a group")
+        return SubscribeOptions(group=group, consumer=consumer, start=start, auto_ack=auto_ack)
+
+    async def _attach(self) -> None:
+        if not self._attached:
+            assert self._transport is not None
+            self._attached = True
+            try:
+                await self._transport.attach(self)
+            except BaseException:
+                self._attached = False
+                raise
 
     def _remove(self, subscriber: Subscriber[T]) -> None:
         if self._subscribers.pop(subscriber, 0) is None:
             self._routes.clear()
+            transport = self._transport
+            if transport is not None and self._attached:
+                # unsubscribe() is sync: release the transport's side in a task that
+                # close() (of the subscriber or the channel) awaits.
+                task = asyncio.get_running_loop().create_task(
+                    transport.unsubscribe(self, subscriber)
+                )
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _settle(self) -> None:
+        """Wait for the transport to release the subscriptions ended so far."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _route(self, topic: str | None) -> tuple[Subscriber[T], ...]:
         if topic is not None:
-            check_name("topic", topic)
+            check_event_name(topic, "topic")
         route = tuple(s for s in self._subscribers if s.matches(topic))
         if len(self._routes) >= _ROUTE_CACHE_LIMIT:
             self._routes.clear()
@@ -487,7 +716,7 @@ class Channel(Generic[T]):
         return route
 
     async def publish(
-        self, data: T, topic: str | None = None, metadata: Mapping[str, Any] | None = None
+        self, data: T, topic: str | None = None, *, metadata: Mapping[str, Any] | None = None
     ) -> int:
         """Send ``data`` to every subscriber whose topics match ``topic``.
 
@@ -502,9 +731,12 @@ class Channel(Generic[T]):
 
         Raises:
             ChannelClosedError: If the channel is closed.
+            ChannelConnectionError: With a transport, if its server cannot be reached.
         """
         if self._closed:
             raise ChannelClosedError(f"channel {self.name!r} is closed")
+        if self._transport is not None:
+            return await self._publish_out(data, topic, metadata)
         try:
             route = self._routes.get(topic)
         except TypeError:
@@ -516,7 +748,7 @@ class Channel(Generic[T]):
         message: Message[T] = _new_message(Message)
         message.data = data
         message.topic = topic
-        message._metadata = None if metadata is None else dict(metadata)
+        message._metadata = None if metadata is None else copy_metadata(metadata)
         count = dropped = 0
         blocked: list[Subscriber[T]] | None = None
         for subscriber in route:
@@ -543,20 +775,86 @@ class Channel(Generic[T]):
             else:
                 count += got
         if blocked is not None:
-            for subscriber in blocked:
-                count += max(0, await subscriber._put(message))
+            count += await self._wait_for_room(blocked, message)
         self._delivered += count
         if dropped:
             self._dropped += dropped
         return count
 
+    async def _publish_out(self, data: T, topic: str | None, metadata: Any) -> int:
+        if topic is not None:
+            check_event_name(topic, "topic")
+        if metadata is not None:
+            metadata = copy_metadata(metadata)
+        transport = self._transport
+        assert transport is not None
+        await self._attach()
+        count = await transport.publish(self, topic, metadata, self._serializer.dumps(data))
+        self._published += 1
+        return count
+
+    def _decode(self, frame: Frame) -> Message[T] | None:
+        """Turn a frame from the transport into a message; ``None`` if it does not decode."""
+        try:
+            data = self._serializer.loads(frame.payload)
+        except Exception:
+            return None
+        message: Message[T] = _new_message(Message)
+        message.data = data
+        message.topic = frame.topic
+        message._metadata = frame.metadata
+        return message
+
+    async def _deliver(self, message: Message[T]) -> int:
+        """Fan a message that came through the transport out to the local subscribers."""
+        topic = message.topic
+        route = self._routes.get(topic)
+        if route is None:
+            route = self._route(topic)
+        count = 0
+        blocked: list[Subscriber[T]] = []
+        for subscriber in route:
+            got = subscriber._offer(message)  # 1 queued, 0 not, -1 full and blocking
+            if got < 0:
+                blocked.append(subscriber)
+            else:
+                count += got
+        if blocked:
+            count += await self._wait_for_room(blocked, message)
+        self._delivered += count
+        return count
+
+    @staticmethod
+    async def _wait_for_room(blocked: list[Subscriber[T]], message: Message[T]) -> int:
+        """Queue ``message`` to the ``block`` subscribers that were full, in turn."""
+        count = 0
+        for subscriber in blocked:
+            count += max(0, await subscriber._put(message))
+        return count
+
+    def _gap(self, topic: str | None, count: int) -> None:
+        """The transport lost ``count`` messages of ``topic``: tell who asked."""
+        self._missed += count
+        for subscriber in tuple(self._subscribers):
+            if subscriber.matches(topic):
+                subscriber._gap(topic, count)
+
     async def close(self) -> None:
-        """Close the channel: subscribers drain what is queued, then end."""
+        """Close the channel: subscribers drain what is queued, then end.
+
+        With a transport, also waits until every subscription is released there and the
+        channel is detached from it (the last channel's detach closes its connections).
+        """
         if self._closed:
             return
         self._closed = True
         for subscriber in list(self._subscribers):
             subscriber._close(f"channel {self.name!r} closed")
+        if self._transport is not None:
+            await self._settle()
+            if self._attached:
+                self._attached = False
+                await self._transport.detach(self)
 
     async def __aenter__(self) -> Channel[T]:
         return self
@@ -577,4 +875,6 @@ class Channel(Generic[T]):
             dropped=self._dropped,
             disconnected=self._disconnected,
             subscribers=len(self._subscribers),
+            missed=self._missed,
+            transport=None if self._transport is None else self._transport.stats(),
         )

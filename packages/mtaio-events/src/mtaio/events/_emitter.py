@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import contextvars
 import inspect
 import itertools
@@ -41,7 +42,16 @@ from mtaio.exceptions import (
 )
 from mtaio.typing import is_async_callable
 
-from ._event import BareEvent, Event, EventPriority, check_name, compile_pattern, is_pattern
+from ._event import (
+    BareEvent,
+    Event,
+    EventPriority,
+    check_event_name,
+    check_name,
+    compile_pattern,
+    copy_metadata,
+    is_pattern,
+)
 
 __all__ = ("EmitterStats", "ErrorPolicy", "EventEmitter", "Handler")
 
@@ -53,12 +63,16 @@ BatchHandler: TypeAlias = Callable[[list[Event[Any]]], Any]
 ErrorPolicy: TypeAlias = Literal["auto", "raise", "log", "ignore"]
 """What happens when handlers fail; see :class:`EventEmitter`."""
 
-H = TypeVar("H", bound=Callable[..., Any])
+# A handler must accept an Event: mypy refuses ``@on("n")`` over ``def f(x: int)``.
+H = TypeVar("H", bound=Callable[[Event[Any]], Any])
+HB = TypeVar("HB", bound=Callable[[list[Event[Any]]], Any])
+F = TypeVar("F", bound=Callable[..., Any])
 
 _MONITOR = EventPriority.MONITOR
 _ERROR_POLICIES = ("auto", "raise", "log", "ignore")
 _PLAN_CACHE_LIMIT = 4096  # names with a cached plan; beyond it the cache starts over
 _seq = itertools.count()
+_NOTHING: list[_Listener] = []  # never mutated
 
 
 class _Listener:
@@ -175,6 +189,7 @@ class EventEmitter:
         "_fast",
         "_fast1",
         "_fast1_emits",
+        "_index",
         "_links",
         "_name",
         "_operator",
@@ -193,7 +208,10 @@ class EventEmitter:
         if name is not None:
             check_name("name", name)
         self._name = name
-        self._registry: dict[str, list[_Listener]] = {}
+        # name -> its registrations (an insertion-ordered set), and name -> handler -> the
+        # registrations of that handler: off() and once-removal are O(1).
+        self._registry: dict[str, dict[_Listener, None]] = {}
+        self._index: dict[str, dict[Callable[..., Any], list[_Listener]]] = {}
         self._patterns: dict[str, Callable[[str], bool]] = {}
         self._plans: dict[str, tuple[_Listener, ...]] = {}
         # The hot paths: name -> the handlers of a plan made only of plain async handlers,
@@ -225,26 +243,26 @@ class EventEmitter:
         self, name: str, handler: None = ..., *, priority: int = ..., times: int | None = ...
     ) -> Callable[[H], H]: ...
 
-    @overload
-    def on(self, name: str, handler: int, *, times: int | None = ...) -> Callable[[H], H]: ...
-
     def on(
         self,
         name: str,
-        handler: H | int | None = None,
+        handler: H | None = None,
         *,
         priority: int = EventPriority.NORMAL,
         times: int | None = None,
     ) -> H | Callable[[H], H]:
         """Register a handler for ``name``: ``on(name, handler)`` or ``@on(name)``.
 
-        ``@on(name, EventPriority.HIGH)`` (the priority in the handler's place) is the
-        decorator form with a priority, like ``@on(name, priority=EventPriority.HIGH)``.
+        The decorator form with a priority is ``@on(name, priority=EventPriority.HIGH)``.
+
+        .. versionchanged:: 0.2
+            A non-callable ``handler`` is refused; the priority no longer goes in the
+            handler's place (``@on(name, EventPriority.HIGH)``).
 
         Args:
             name: An exact name, ``"*"`` or a dotted glob pattern.
-            handler: A sync or async callable taking the :class:`Event`. Omit it (or pass
-                a priority) to use ``on`` as a decorator.
+            handler: A sync or async callable taking the :class:`Event`. Omit it to use
+                ``on`` as a decorator.
             priority: An :class:`EventPriority` (or an int from 0 to 100).
             times: Fire at most this many times, then unregister (``None``: forever).
 
@@ -252,17 +270,11 @@ class EventEmitter:
             The handler itself (or a decorator returning it), usable with :meth:`off`.
 
         Raises:
-            ConfigurationError: On an empty name, a non-callable handler, a priority out of
-                range or a non-positive ``times``.
+            ConfigurationError: On an empty name, a priority out of range or a non-positive
+                ``times``.
+            ConfigurationTypeError: On a non-callable handler (or arguments of wrong types).
         """
-        if handler is None or callable(handler):
-            return self._register(name, handler, priority, times, batch=False)
-        value: object = handler  # typed as int here, but checked: it comes from users
-        if isinstance(value, int) and not isinstance(value, bool):  # decorator form
-            return self._register(name, None, value, times, batch=False)
-        raise ConfigurationTypeError(
-            f"handler must be callable (or a priority, for the decorator form), got {handler!r}"
-        )
+        return self._register(name, handler, priority, times, batch=False)
 
     @overload
     def once(self, name: str, handler: H, *, priority: int = ...) -> H: ...
@@ -297,21 +309,23 @@ class EventEmitter:
     ) -> H | Callable[[H], H]:
         """Register a handler that fires ``times`` times, then unregisters itself.
 
-        See :meth:`on` for the arguments.
+        See :meth:`on` for the arguments; ``times`` is a positive int (``None`` is refused:
+        use :meth:`on` for a handler that fires forever).
         """
+        require_positive_int("times", times)
         return self._register(name, handler, priority, times, batch=False)
 
     @overload
-    def on_batch(self, name: str, handler: H, *, priority: int = ...) -> H: ...
+    def on_batch(self, name: str, handler: HB, *, priority: int = ...) -> HB: ...
 
     @overload
     def on_batch(
         self, name: str, handler: None = ..., *, priority: int = ...
-    ) -> Callable[[H], H]: ...
+    ) -> Callable[[HB], HB]: ...
 
     def on_batch(
-        self, name: str, handler: H | None = None, *, priority: int = EventPriority.NORMAL
-    ) -> H | Callable[[H], H]:
+        self, name: str, handler: HB | None = None, *, priority: int = EventPriority.NORMAL
+    ) -> HB | Callable[[HB], HB]:
         """Register a handler that receives events as a list.
 
         At the end of a :meth:`batch_operations` block the handler is called once with all
@@ -323,19 +337,19 @@ class EventEmitter:
     def _register(
         self,
         name: str,
-        handler: H | None,
+        handler: F | None,
         priority: int,
         times: int | None,
         *,
         batch: bool,
-    ) -> H | Callable[[H], H]:
+    ) -> F | Callable[[F], F]:
         check_name("name", name)
         _check_priority(priority)
         if times is not None:
             require_positive_int("times", times)
         if handler is None:
 
-            def decorator(fn: H) -> H:
+            def decorator(fn: F) -> F:
                 self._add(name, fn, priority, times, batch)
                 return fn
 
@@ -348,7 +362,14 @@ class EventEmitter:
     ) -> _Listener:
         require_callable("handler", handler)
         listener = _Listener(name, handler, priority, times, batch)
-        self._registry.setdefault(name, []).append(listener)
+        registered = self._registry.get(name)
+        if registered is None:
+            registered = self._registry[name] = {}
+            self._index[name] = {}
+        registered[listener] = None
+        # An unhashable callable is not indexed: off() finds it by scanning.
+        with contextlib.suppress(TypeError):
+            self._index[name].setdefault(handler, []).append(listener)
         if is_pattern(name):
             self._patterns[name] = compile_pattern(name)
         self._invalidate(name)
@@ -376,36 +397,61 @@ class EventEmitter:
             self._clear_plans()  # rebuilt on demand, with (or without) their fast entries
 
     def _discard(self, listener: _Listener) -> None:
-        listeners = self._registry.get(listener.key)
-        if listeners is None or listener not in listeners:
+        key = listener.key
+        listeners = self._registry.get(key)
+        if listeners is None or listeners.pop(listener, 0) is not None:
             return
-        listeners.remove(listener)
-        self._forget(listener.key, listeners)
+        try:
+            same = self._index[key].get(listener.handler)
+        except TypeError:
+            same = None
+        if same is not None:
+            same.remove(listener)  # registrations of one handler under one name: few
+            if not same:
+                del self._index[key][listener.handler]
+        self._forget(key, listeners)
 
-    def _forget(self, key: str, listeners: list[_Listener]) -> None:
+    def _forget(self, key: str, listeners: dict[_Listener, None]) -> None:
         if not listeners:
             del self._registry[key]
+            del self._index[key]
             self._patterns.pop(key, None)
         self._invalidate(key)
 
     def off(self, name: str, handler: Callable[..., Any]) -> bool:
         """Unregister every registration of ``handler`` under ``name``.
 
+        O(1) in the number of other handlers: the registrations are indexed by handler
+        (an unhashable callable is found by a scan instead).
+
+        .. versionchanged:: 0.2
+            O(1); a non-callable ``handler`` is refused.
+
         Args:
             name: The name or pattern it was registered with.
-            handler: The handler.
+            handler: The handler (compared by equality, so a bound method works).
 
         Returns:
             Whether anything was removed.
+
+        Raises:
+            ConfigurationTypeError: If ``name`` is not a str or ``handler`` not callable.
         """
         check_name("name", name)
+        require_callable("handler", handler)
         listeners = self._registry.get(name)
         if not listeners:
             return False
-        kept = [lst for lst in listeners if lst.handler != handler]
-        if len(kept) == len(listeners):
+        try:
+            hash(handler)  # (an empty dict's pop() would not hash it)
+        except TypeError:
+            found = [lst for lst in listeners if lst.handler == handler]
+        else:
+            found = self._index[name].pop(handler, _NOTHING)
+        if not found:
             return False
-        listeners[:] = kept
+        for listener in found:
+            del listeners[listener]
         self._forget(name, listeners)
         return True
 
@@ -415,6 +461,7 @@ class EventEmitter:
         """Unregister every handler of ``name``, or of every name when omitted."""
         if name is None:
             self._registry.clear()
+            self._index.clear()
             self._patterns.clear()
             self._clear_plans()
             return
@@ -461,9 +508,16 @@ class EventEmitter:
         if len(self._plans) >= _PLAN_CACHE_LIMIT:
             self._clear_plans()
         self._plans[name] = plan
-        if not self._slow and all(
-            lst.is_async and lst.remaining is None and not lst.batch and lst.priority != _MONITOR
-            for lst in plan
+        if (
+            not self._slow
+            and not is_pattern(name)
+            and all(
+                lst.is_async
+                and lst.remaining is None
+                and not lst.batch
+                and lst.priority != _MONITOR
+                for lst in plan
+            )
         ):
             if len(plan) == 1:
                 self._fast1[name] = plan[0].fn
@@ -474,7 +528,7 @@ class EventEmitter:
     # ------------------------------------------------------------------ emitting
 
     async def emit(
-        self, name: str, data: Any = None, metadata: Mapping[str, Any] | None = None
+        self, name: str, data: Any = None, *, metadata: Mapping[str, Any] | None = None
     ) -> None:
         """Deliver an event to the handlers of ``name`` and wait for them.
 
@@ -483,14 +537,21 @@ class EventEmitter:
         instead and delivered when the block exits. The event then flows through the
         links (:meth:`pipe`, :meth:`filter`, :meth:`map`), reaching each emitter at most once.
 
+        .. versionchanged:: 0.2
+            ``metadata`` is keyword-only; a pattern as ``name`` is refused; failures raise
+            :class:`EventHandlerError` as an exception group (``except*`` works).
+
         Args:
             name: The event's name (not a pattern).
             data: The payload.
-            metadata: Extra information, copied into ``event.metadata``.
+            metadata: Extra information (a mapping), copied into ``event.metadata``.
 
         Raises:
-            EventHandlerError: When handlers failed and the error policy says to raise.
-            ConfigurationError: On an empty or non-string name.
+            EventHandlerError: When handlers failed and the error policy says to raise: an
+                exception group of every failure, in handler order.
+            ConfigurationError: On an empty name or a pattern (``*``, ``?``).
+            ConfigurationTypeError: On a non-string name or a ``metadata`` that is not a
+                mapping.
         """
         try:
             handler = self._fast1.get(name)
@@ -504,7 +565,7 @@ class EventEmitter:
             event.name = name
             event.data = data
             if metadata is not None:
-                event._metadata = dict(metadata)
+                event._metadata = copy_metadata(metadata)
             event.propagate = True
             try:
                 await handler(event)
@@ -516,9 +577,10 @@ class EventEmitter:
             if self._slow:
                 await self._emit_slow(name, data, metadata, None)
                 return
-            plan = self._plan_for(name)  # validates the name, caches the plan
+            check_event_name(name)  # refuses patterns: they never reach the fast tables
+            plan = self._plan_for(name)  # caches the plan
             if name in self._fast1:  # the first emit of a one-handler name
-                await self.emit(name, data, metadata)
+                await self.emit(name, data, metadata=metadata)
                 return
             fast = self._fast.get(name)
             if fast is None:
@@ -528,12 +590,14 @@ class EventEmitter:
         # Plain async handlers only: no once-counting, no sync/awaitable probing.
         self._emitted += 1
         if not fast:
+            if metadata is not None:
+                copy_metadata(metadata)  # refused alike with or without listeners
             return
         event = BareEvent()
         event.name = name
         event.data = data
         if metadata is not None:
-            event._metadata = dict(metadata)
+            event._metadata = copy_metadata(metadata)
         event.propagate = True
         failures: list[tuple[Callable[..., Any], Exception]] | None = None
         for handler in fast:
@@ -586,7 +650,7 @@ class EventEmitter:
             raise _handler_error(event.name, errors)
 
     async def emit_collect(
-        self, name: str, data: Any = None, metadata: Mapping[str, Any] | None = None
+        self, name: str, data: Any = None, *, metadata: Mapping[str, Any] | None = None
     ) -> list[Any]:
         """Like :meth:`emit`, and return what the handlers returned.
 
@@ -667,7 +731,9 @@ class EventEmitter:
         *,
         batchable: bool = True,
     ) -> None:
-        check_name("name", name)
+        check_event_name(name)
+        if metadata is not None:
+            metadata = copy_metadata(metadata)
         if batchable and self._batch_depth:
             batches = _BATCHES.get()
             block = None if batches is None else batches.get(self)
@@ -797,6 +863,8 @@ class EventEmitter:
 
     def unpipe(self, other: EventEmitter | None = None) -> None:
         """Remove the link to ``other``, or every link when omitted."""
+        if other is not None and not isinstance(other, EventEmitter):
+            raise ConfigurationTypeError(f"other must be an EventEmitter or None, got {other!r}")
         if other is None:
             self._links.clear()
         elif other in self._links:
@@ -895,15 +963,8 @@ class EventEmitter:
 
 
 def _handler_error(name: str, errors: Sequence[Exception]) -> EventHandlerError:
-    count = len(errors)
-    first = errors[0]
-    err = EventHandlerError(
-        f"{count} handler(s) failed on event {name!r}; first: {type(first).__name__}: {first}",
-        errors=errors,
-        event_name=name,
-    )
-    err.__cause__ = first
-    return err
+    # An exception group: ``except* ValueError`` picks the handlers' ValueErrors out.
+    return EventHandlerError(f"{len(errors)} handler(s) failed on event {name!r}", errors, name)
 
 
 @final

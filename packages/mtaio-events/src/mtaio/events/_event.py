@@ -52,12 +52,14 @@ class Event(Generic[T]):
     _metadata: dict[str, Any]  # unset until given or first read
 
     def __init__(self, name: str, data: T, metadata: Mapping[str, Any] | None = None) -> None:
+        if name.__class__ is not str:
+            check_name("name", name)
         self.name = name
         self.data = data
         # Left unset until first use: most events never touch their metadata, and the
         # emitter's hot path saves a store and a test per emit (see BareEvent).
         if metadata is not None:
-            self._metadata = dict(metadata)
+            self._metadata = copy_metadata(metadata)
         self.propagate = True
 
     @property
@@ -72,7 +74,7 @@ class Event(Generic[T]):
 
     @metadata.setter
     def metadata(self, value: Mapping[str, Any]) -> None:
-        self._metadata = dict(value)
+        self._metadata = copy_metadata(value)
 
     def stop_propagation(self) -> None:
         """Skip the lower-priority handlers (but ``MONITOR``) of the emitter delivering it."""
@@ -129,6 +131,35 @@ def check_name(argument: str, name: object) -> str:
     if not name:
         raise ConfigurationError(f"{argument} must be a non-empty str, got ''")
     return name
+
+
+def check_event_name(name: object, argument: str = "name") -> str:
+    """Validate the name of an event (or topic) being sent: a non-empty string, no pattern.
+
+    Raises:
+        ConfigurationTypeError: If ``name`` is not a string.
+        ConfigurationError: If ``name`` is empty or a pattern (holds ``*`` or ``?``).
+    """
+    check_name(argument, name)
+    assert isinstance(name, str)
+    if is_pattern(name):
+        raise ConfigurationError(
+            f"{argument} must be a name, not a pattern (patterns are for receiving), got {name!r}"
+        )
+    return name
+
+
+def copy_metadata(metadata: object) -> dict[str, Any]:
+    """Return a copy of ``metadata`` as a dict, refusing what is not a mapping.
+
+    Raises:
+        ConfigurationTypeError: If ``metadata`` is not a mapping.
+    """
+    if isinstance(metadata, dict):
+        return metadata.copy()
+    if isinstance(metadata, Mapping):
+        return dict(metadata)
+    raise ConfigurationTypeError(f"metadata must be a mapping or None, got {metadata!r}")
 
 
 def is_pattern(name: str) -> bool:

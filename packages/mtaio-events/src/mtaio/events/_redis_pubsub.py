@@ -1,0 +1,431 @@
+r""":class:`RedisPubSubTransport`: at-most-once fan-out over Redis Pub/Sub.
+
+One subscription connection per transport (share one transport between the channels of a
+process) carries every subscription; a reader task reads it and hands each message to its
+channel, which routes it with its own glob semantics.
+
+Patterns. A channel pattern becomes a Redis glob that matches a superset of it: ``**`` and
+``*`` both become ``*`` (Redis' ``*`` crosses dots), ``?`` stays ``?`` (Redis' matches a dot
+too), and ``[``, ``]``, ``\\`` are escaped. When the pattern uses only ``**`` the two agree
+exactly; otherwise the channel's own matcher filters locally what Redis sent too much of. An
+exact topic is a plain SUBSCRIBE.
+
+Gaps. Each publisher numbers its messages per Redis channel. The reader remembers the last
+number seen per publisher and channel: a jump is a gap (messages lost, typically while the
+connection was down), counted and announced to subscribers; a repeat is the same message
+reaching this connection through a second matching pattern, delivered once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import logging
+import random
+from typing import TYPE_CHECKING, Any, final
+
+from mtaio.exceptions import ConfigurationError, require_positive
+
+from ._transport import (
+    ChannelConnectionError,
+    SubscribeOptions,
+    Transport,
+    TransportStats,
+    check_prefix,
+    decode_frame,
+    encode_frame,
+    new_publisher_id,
+    redis_call,
+    redis_client,
+)
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.asyncio.client import PubSub
+
+    from ._channel import Channel, Subscriber
+
+__all__ = ("RedisPubSubTransport", "redis_glob")
+
+logger = logging.getLogger("mtaio.events")
+
+_SEEN_LIMIT = 100_000  # (publisher, channel) pairs remembered; beyond it the memory starts over
+
+
+def redis_glob(pattern: str) -> tuple[str, bool]:
+    """Translate a channel glob into a Redis glob matching a superset of it.
+
+    Returns:
+        The Redis glob, and whether it matches exactly the same names (``False``: the
+        channel filters locally what Redis sends in excess).
+
+    Example:
+        >>> redis_glob("user.**")
+        ('user.*', True)
+        >>> redis_glob("user.*")
+        ('user.*', False)
+    """
+    out: list[str] = []
+    exact = True
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if pattern.startswith("**", i):
+            out.append("*")
+            i += 2
+            continue
+        if ch == "*":
+            out.append("*")
+            exact = False
+        elif ch == "?":
+            out.append("?")
+            exact = False
+        elif ch in "[]\\":
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+        i += 1
+    if pattern in ("*", "**"):
+        exact = True  # both match every topic
+    return "".join(out), exact
+
+
+def _is_glob(pattern: str) -> bool:
+    return "*" in pattern or "?" in pattern
+
+
+@final
+class RedisPubSubTransport(Transport):
+    """Redis Pub/Sub under a :class:`~mtaio.events.Channel`: every subscriber in every process.
+
+    At-most-once: a message reaches the subscribers connected when it is published. After
+    a lost connection the transport reconnects with back-off, subscribes again, and counts
+    the messages it can tell it missed (``stats().missed``, ``Subscriber.stats().missed``,
+    the ``on_gap`` callback of :meth:`~mtaio.events.Channel.subscribe`).
+
+    Example::
+
+        transport = RedisPubSubTransport("redis://localhost:6379/0")
+        async with Channel[dict]("orders", transport=transport) as channel:
+            sub = await channel.subscribe("order.*")
+            await channel.publish({"id": 1}, topic="order.created")  # every process
+
+    Args:
+        redis: A ``redis://``/``rediss://``/``unix://`` URL, or a ``redis.asyncio`` client
+            (the caller keeps owning it).
+        prefix: Prepended to every Redis channel name (``"{prefix}:{channel}:t:{topic}"``).
+        max_backoff: The longest wait between reconnection attempts, in seconds.
+        confirm_timeout: How long :meth:`~mtaio.events.Channel.subscribe` waits for the
+            server to confirm a new subscription before raising
+            :class:`~mtaio.events.ChannelConnectionError`.
+
+    Raises:
+        DependencyError: If redis-py is missing (``pip install 'mtaio-events[redis]'``).
+    """
+
+    __slots__ = (
+        "_backoff",
+        "_channels",
+        "_client",
+        "_confirm_timeout",
+        "_connected",
+        "_keys",
+        "_malformed",
+        "_max_backoff",
+        "_missed",
+        "_owned",
+        "_publisher",
+        "_pubsub",
+        "_reader",
+        "_reconnects",
+        "_seen",
+        "_seq",
+        "_target",
+        "_waiters",
+        "prefix",
+    )
+
+    def __init__(
+        self,
+        redis: object,
+        *,
+        prefix: str = "mtaio",
+        max_backoff: float = 2.0,
+        confirm_timeout: float = 10.0,
+    ) -> None:
+        self.prefix = check_prefix(prefix)
+        self._max_backoff = require_positive("max_backoff", max_backoff)
+        self._confirm_timeout = require_positive("confirm_timeout", confirm_timeout)
+        self._target = redis
+        self._owned = isinstance(redis, str)
+        self._client: Redis | None = self._connect()
+        self._pubsub: PubSub | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._channels: dict[str, Channel[Any]] = {}  # "{prefix}:{name}" -> channel
+        # Redis channel or pattern -> (is pattern, subscribers using it)
+        self._keys: dict[str, tuple[bool, set[Subscriber[Any]]]] = {}
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._seq: dict[str, int] = {}
+        self._seen: dict[tuple[str, str], int] = {}
+        self._publisher = new_publisher_id()
+        self._connected = False
+        self._backoff = 0.0
+        self._reconnects = 0
+        self._missed = 0
+        self._malformed = 0
+
+    def _connect(self) -> Redis:
+        return redis_client(self._target)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        state = "connected" if self._connected else "idle"
+        channels = len(self._channels)
+        return f"<RedisPubSubTransport prefix={self.prefix!r} channels={channels} {state}>"
+
+    # ------------------------------------------------------------------ names
+
+    def _base(self, channel: Channel[Any]) -> str:
+        return f"{self.prefix}:{channel.name}"
+
+    def _keys_for(self, channel: Channel[Any], topics: tuple[str, ...] | None) -> list[str]:
+        base = self._base(channel)
+        if topics is None:
+            return [f"{base}:*"]  # every topic, and messages without one
+        keys = []
+        for topic in topics:
+            if _is_glob(topic):
+                keys.append(f"{redis_glob(base)[0]}:t:{redis_glob(topic)[0]}")
+            else:
+                keys.append(f"{base}:t:{topic}")
+        return keys
+
+    @staticmethod
+    def _redis_channel(base: str, topic: str | None) -> str:
+        return f"{base}:n" if topic is None else f"{base}:t:{topic}"
+
+    # ------------------------------------------------------------------ Transport
+
+    async def attach(self, channel: Channel[Any]) -> None:
+        base = self._base(channel)
+        if base in self._channels:
+            raise ConfigurationError(
+                f"a channel named {channel.name!r} is already attached to this transport"
+            )
+        self._channels[base] = channel
+        if self._client is None:
+            self._client = self._connect()
+
+    async def detach(self, channel: Channel[Any]) -> None:
+        self._channels.pop(self._base(channel), None)
+        if self._channels:
+            return
+        await self._stop()
+
+    async def _stop(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        await self._drop_pubsub()
+        self._connected = False
+        self._keys.clear()
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.cancel()
+        self._waiters.clear()
+        client, self._client = self._client, None
+        if client is not None and self._owned:
+            await client.aclose()
+
+    async def close(self) -> None:
+        """Release the connection and the reader now (channels still attached stop receiving)."""
+        self._channels.clear()
+        await self._stop()
+
+    async def publish(
+        self,
+        channel: Channel[Any],
+        topic: str | None,
+        metadata: dict[str, Any] | None,
+        payload: bytes,
+    ) -> int:
+        redis_channel = self._redis_channel(self._base(channel), topic)
+        seq = self._seq.get(redis_channel, 0) + 1
+        self._seq[redis_channel] = seq  # consumed even if sending fails: a gap to readers
+        data = encode_frame(topic, metadata, self._publisher, seq, payload)
+        client = self._client
+        assert client is not None
+        return int(await redis_call(client.publish(redis_channel, data), "PUBLISH"))
+
+    async def subscribe(
+        self, channel: Channel[Any], subscriber: Subscriber[Any], options: SubscribeOptions
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        new: list[str] = []
+        waiters: list[asyncio.Future[None]] = []
+        for key in self._keys_for(channel, subscriber.topics):
+            entry = self._keys.get(key)
+            if entry is None:
+                entry = self._keys[key] = (_is_glob(key), set())
+                new.append(key)
+                waiter: asyncio.Future[None] = loop.create_future()
+                self._waiters.setdefault(key, []).append(waiter)
+                waiters.append(waiter)
+            entry[1].add(subscriber)
+        if not new:
+            return
+        if self._reader is None:
+            self._reader = loop.create_task(self._read(), name=f"{self!r} reader")
+        elif self._connected and self._pubsub is not None:
+            with contextlib.suppress(Exception):  # a failure here: the reader reconnects
+                await self._send_subscribe(self._pubsub, new)
+        # Return once Redis confirmed: anything published from now on reaches us.
+        try:
+            async with asyncio.timeout(self._confirm_timeout):
+                await asyncio.gather(*waiters)
+        except builtins.TimeoutError:
+            for waiter in waiters:
+                waiter.cancel()
+            raise ChannelConnectionError(
+                f"the server did not confirm the subscription within {self._confirm_timeout} s"
+            ) from None
+
+    async def unsubscribe(self, channel: Channel[Any], subscriber: Subscriber[Any]) -> None:
+        gone: list[str] = []
+        for key in self._keys_for(channel, subscriber.topics):
+            entry = self._keys.get(key)
+            if entry is None:
+                continue
+            entry[1].discard(subscriber)
+            if not entry[1]:
+                del self._keys[key]
+                gone.append(key)
+        if not gone:
+            return
+        # Sequences of channels no longer heard would make false gaps on a later subscribe.
+        self._seen.clear()
+        pubsub = self._pubsub
+        if pubsub is not None and self._connected:
+            with contextlib.suppress(Exception):
+                patterns = [k for k in gone if _is_glob(k)]
+                plain = [k for k in gone if not _is_glob(k)]
+                if patterns:
+                    await pubsub.punsubscribe(*patterns)
+                if plain:
+                    await pubsub.unsubscribe(*plain)
+
+    def stats(self) -> TransportStats:
+        return TransportStats(
+            kind="pubsub",
+            connected=self._connected,
+            reconnects=self._reconnects,
+            missed=self._missed,
+            malformed=self._malformed,
+            redelivered=0,
+            dead_lettered=0,
+            subscriptions=len(self._keys),
+        )
+
+    # ------------------------------------------------------------------ reader
+
+    @staticmethod
+    async def _send_subscribe(pubsub: PubSub, keys: list[str]) -> None:
+        patterns = [k for k in keys if _is_glob(k)]
+        plain = [k for k in keys if not _is_glob(k)]
+        if patterns:
+            await pubsub.psubscribe(*patterns)
+        if plain:
+            await pubsub.subscribe(*plain)
+
+    async def _drop_pubsub(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _read(self) -> None:
+        first = True
+        while True:
+            try:
+                if self._pubsub is None:
+                    if not first:
+                        await self._sleep_backoff()
+                    first = False
+                    if self._client is None:
+                        return
+                    pubsub = self._client.pubsub()
+                    self._pubsub = pubsub
+                    if self._keys:
+                        await self._send_subscribe(pubsub, list(self._keys))
+                await self._pump(self._pubsub)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._connected:
+                    logger.warning("%r lost its connection (%s); reconnecting", self, exc)
+                self._connected = False
+                await self._drop_pubsub()
+
+    async def _sleep_backoff(self) -> None:
+        self._backoff = min(self._max_backoff, max(0.05, self._backoff * 2))
+        await asyncio.sleep(self._backoff * (0.5 + random.random() / 2))
+
+    async def _pump(self, pubsub: PubSub) -> None:
+        while True:
+            message = await pubsub.get_message(timeout=None)  # blocks: no timer per message
+            if message is None:
+                if not pubsub.subscribed and not self._keys:
+                    await asyncio.sleep(0.05)
+                continue
+            kind = message["type"]
+            if kind in ("message", "pmessage"):
+                await self._on_message(message["channel"], message["data"])
+            elif kind in ("subscribe", "psubscribe"):
+                if not self._connected:
+                    if self._backoff:  # not the first connection
+                        self._reconnects += 1
+                        logger.info("%r reconnected", self)
+                    self._connected = True
+                self._backoff = 0.0
+                key = message["channel"]
+                key = key.decode() if isinstance(key, bytes) else str(key)
+                for waiter in self._waiters.pop(key, ()):
+                    if not waiter.done():
+                        waiter.set_result(None)
+
+    async def _on_message(self, raw_channel: object, raw: object) -> None:
+        try:
+            redis_channel = (
+                raw_channel.decode() if isinstance(raw_channel, bytes) else str(raw_channel)
+            )
+            frame = decode_frame(raw)
+            topic = frame.topic
+            suffix = ":n" if topic is None else f":t:{topic}"
+            if not redis_channel.endswith(suffix):
+                raise ValueError("the topic does not match the channel")
+            channel = self._channels.get(redis_channel[: -len(suffix)])
+        except Exception:
+            self._malformed += 1
+            return
+        if channel is None:
+            return  # a channel detached meanwhile
+        key = (frame.publisher, redis_channel)
+        last = self._seen.get(key)
+        if last is not None:
+            if frame.seq <= last:
+                return  # the same message through a second matching pattern
+            if frame.seq > last + 1:
+                missed = frame.seq - last - 1
+                self._missed += missed
+                channel._gap(topic, missed)
+        elif len(self._seen) >= _SEEN_LIMIT:
+            self._seen.clear()
+        self._seen[key] = frame.seq
+        message = channel._decode(frame)
+        if message is None:
+            self._malformed += 1
+            return
+        await channel._deliver(message)
