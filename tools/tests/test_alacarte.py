@@ -50,6 +50,7 @@ def test_reachable_portions_follow_sibling_dependencies() -> None:
     assert ws.reachable_portions(ws.BY_NAME["mtaio-core"]) == {
         "mtaio.core",
         "mtaio.exceptions",
+        "mtaio.testing",
         "mtaio.typing",
     }
     assert ws.reachable_portions(ws.META) == set(ws.ALL_PORTIONS)
