@@ -5,7 +5,7 @@ import pytest
 from mtaio.exceptions import (
     ConfigurationError,
     ConfigurationTypeError,
-    ResourceLimitError,
+    ResourceTimeoutError,
     ResourceLockError,
 )
 from mtaio.resources import ConcurrencyLimiter, ConcurrencyStats
@@ -91,7 +91,7 @@ async def test_limit_changes_while_in_use() -> None:
 async def test_timeout_and_cancellation_leak_no_permit() -> None:
     limiter = ConcurrencyLimiter(1)
     await limiter.acquire()
-    with pytest.raises(ResourceLimitError, match=r"within 1\.0 s"):
+    with pytest.raises(ResourceTimeoutError, match=r"within 1\.0 s"):
         await limiter.acquire(timeout=1.0)
     cancelled = asyncio.create_task(limiter.acquire())
     later = asyncio.create_task(limiter.acquire())

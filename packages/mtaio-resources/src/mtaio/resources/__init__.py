@@ -7,6 +7,7 @@ the public API and lists it in ``__all__``. ``_rate`` holds the token buckets,
 the resilience helpers.
 """
 
+import logging as _logging
 from importlib.metadata import version as _version
 
 from mtaio.typing import publish_module as _publish_module
@@ -25,9 +26,11 @@ from ._rate import KeyedRateLimiterStats as KeyedRateLimiterStats
 from ._rate import Limit as Limit
 from ._rate import RateLimiter as RateLimiter
 from ._rate import RateLimiterStats as RateLimiterStats
+from ._retry import Attempt as Attempt
 from ._retry import Retry as Retry
 from ._retry import is_testing as is_testing
 from ._retry import retry as retry
+from ._retry import retrying as retrying
 from ._retry import set_testing as set_testing
 from ._timeout import TimeoutManager as TimeoutManager
 from ._timeout import TimeoutScope as TimeoutScope
@@ -58,11 +61,17 @@ __all__ = (
     # resilience
     "Retry",
     "retry",
+    "retrying",
+    "Attempt",
     "set_testing",
     "is_testing",
     "CircuitBreaker",
     "CircuitState",
 )
+
+# A library never configures logging; the NullHandler keeps Python's "last resort" handler
+# from printing our warnings to stderr when the application configured nothing.
+_logging.getLogger("mtaio.resources").addHandler(_logging.NullHandler())
 
 # Reprs, tracebacks and pickles name the public path (mtaio.resources.X), not a private module.
 _publish_module(globals())

@@ -8,13 +8,11 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, final, overload
 
-from mtaio.exceptions import (
-    ResourceLimitError,
-    ResourceLockError,
-    require_non_negative,
-    require_positive_int,
-)
+import math
 
+from mtaio.exceptions import ResourceLockError, ResourceTimeoutError, require_positive_int
+
+from ._checks import require_timeout
 from ._decorate import guard
 
 __all__ = ("ConcurrencyLimiter", "ConcurrencyStats")
@@ -109,11 +107,14 @@ class ConcurrencyLimiter:
             timeout: Seconds to wait at most; ``None`` waits as long as needed.
 
         Raises:
-            ResourceLimitError: If ``timeout`` passes first; no permit is held then.
+            ResourceTimeoutError: If ``timeout`` passes first (also a ``TimeoutError`` and a
+                ``ResourceLimitError``); no permit is held then.
             ConfigurationError: If ``timeout`` is negative.
         """
         if timeout is not None:
-            require_non_negative("timeout", timeout)
+            timeout = require_timeout("timeout", timeout)
+            if timeout == math.inf:
+                timeout = None
         if self._borrowed < self._limit and not self._waiters:
             self._borrowed += 1
             self._acquired += 1
@@ -130,7 +131,10 @@ class ConcurrencyLimiter:
             granted = await future
         except BaseException:
             if future.done() and not future.cancelled() and future.result():
-                self.release()  # handed a permit, then cancelled: pass it on
+                # handed a permit, then cancelled: pass it on, and uncount the grant (the
+                # waiter never held it)
+                self._acquired -= 1
+                self.release()
             else:
                 self._wake()
             raise
@@ -139,8 +143,9 @@ class ConcurrencyLimiter:
                 handle.cancel()
         if not granted:
             self._wake()
-            raise ResourceLimitError(
-                f"concurrency limiter: no permit free within {timeout!r} s (limit={self._limit})"
+            raise ResourceTimeoutError(
+                f"concurrency limiter: no permit free within {timeout!r} s (limit={self._limit})",
+                timeout=timeout,
             )
 
     def try_acquire(self) -> bool:
@@ -227,8 +232,7 @@ class ConcurrencyLimiter:
         Returns:
             The wrapped function, or a decorator when called with arguments only.
         """
-        if timeout is not None:
-            require_non_negative("timeout", timeout)
+        require_timeout("timeout", timeout)
 
         def acquire() -> Awaitable[None]:
             return self.acquire(timeout)

@@ -22,14 +22,14 @@ from typing import Any, Generic, Literal, NamedTuple, NoReturn, ParamSpec, TypeV
 from mtaio.exceptions import (
     ConfigurationError,
     ConfigurationTypeError,
-    ResourceLimitError,
+    ResourceTimeoutError,
+    require_callable,
     require_choice,
-    require_non_negative,
-    require_positive,
     require_positive_int,
 )
 from mtaio.typing import Clock
 
+from ._checks import require_finite_positive, require_timeout
 from ._decorate import guard
 
 __all__ = (
@@ -133,11 +133,29 @@ class _Waiter:
 
 
 def _check_limit(limit: Limit, prefix: str) -> tuple[float, float]:
-    rate = require_positive(f"{prefix}rate", limit.rate)
-    per = require_positive(f"{prefix}per", limit.per)
+    rate = require_finite_positive(f"{prefix}rate", limit.rate)
+    per = require_finite_positive(f"{prefix}per", limit.per)
     burst = limit.burst
-    burst = _default_burst(rate) if burst is None else require_positive(f"{prefix}burst", burst)
+    burst = (
+        _default_burst(rate) if burst is None else require_finite_positive(f"{prefix}burst", burst)
+    )
     return rate / per, float(burst)
+
+
+def _as_limit(lim: object, i: int) -> Limit:
+    if isinstance(lim, Limit):
+        return lim
+    try:
+        return Limit(*lim)  # type: ignore[misc]
+    except TypeError:
+        raise ConfigurationTypeError(
+            f"limits[{i}] must be a Limit(rate, per, burst) or such a tuple, got {lim!r}"
+        ) from None
+
+
+# The largest request a borrowing bucket takes: finite, so that tokens=inf is refused
+# instead of leaving the bucket in an infinite debt for good.
+_BORROW_MAX = 1e300
 
 
 @final
@@ -204,12 +222,17 @@ class RateLimiter:
         clock: Clock | None = None,
     ) -> None:
         self._per_second, self._capacity = _check_limit(Limit(rate, per, burst), "")
+        if isinstance(limits, str | bytes) or not isinstance(limits, Iterable):
+            raise ConfigurationTypeError(f"limits must be an iterable of Limit, got {limits!r}")
         self._extra: tuple[_Bucket, ...] = tuple(
-            _Bucket(*_check_limit(Limit(*lim), f"limits[{i}].")) for i, lim in enumerate(limits)
+            _Bucket(*_check_limit(_as_limit(lim, i), f"limits[{i}]."))
+            for i, lim in enumerate(limits)
         )
         require_choice("oversize", oversize, ("error", "borrow"))
+        if clock is not None:
+            require_callable("clock", clock)
         caps = [self._capacity, *(b.capacity for b in self._extra)]
-        self._max_tokens = float("inf") if oversize == "borrow" else min(caps)
+        self._max_tokens = _BORROW_MAX if oversize == "borrow" else min(caps)
         self._level = self._capacity
         self._clock = clock
         # Until the first use tells which loop (and so which clock) applies, _time binds it.
@@ -311,7 +334,7 @@ class RateLimiter:
 
     def _validate(self, tokens: float) -> None:
         try:
-            if 0.0 < tokens <= self._max_tokens:
+            if tokens is not True and 0.0 < tokens <= self._max_tokens:
                 return
         except TypeError:
             pass
@@ -322,6 +345,8 @@ class RateLimiter:
             raise ConfigurationTypeError(f"tokens must be a positive number, got {tokens!r}")
         if not tokens > 0:
             raise ConfigurationError(f"tokens must be a positive number (> 0), got {tokens!r}")
+        if math.isinf(tokens):
+            raise ConfigurationError(f"tokens must be a finite number, got {tokens!r}")
         raise ConfigurationError(
             f"tokens={tokens!r} exceeds the bucket capacity (burst={self._max_tokens!r}): "
             "such a request could never be granted"
@@ -339,10 +364,12 @@ class RateLimiter:
         Raises:
             ConfigurationError: If ``tokens`` is not positive or exceeds the capacity, or
                 ``timeout`` is negative.
-            ResourceLimitError: If ``timeout`` passes first; nothing is taken then.
+            ResourceTimeoutError: If ``timeout`` passes first (also a ``TimeoutError`` and
+                a ``ResourceLimitError``); nothing is taken then.
         """
+        # `tokens is True`: the one bool that passes the range test; an identity test is free.
         try:
-            if not 0.0 < tokens <= self._max_tokens:
+            if tokens is True or not 0.0 < tokens <= self._max_tokens:
                 self._check_tokens(tokens)
         except TypeError:
             self._check_tokens(tokens)
@@ -362,9 +389,9 @@ class RateLimiter:
         await self._wait(tokens, timeout)
 
     async def _wait(self, tokens: float, patience: float | None) -> None:
-        timeout = patience
-        if timeout is not None:
-            require_non_negative("timeout", timeout)
+        timeout = require_timeout("timeout", patience)
+        if timeout == math.inf:
+            timeout = None
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._bind(loop)
@@ -393,8 +420,9 @@ class RateLimiter:
                 raise
             if not granted:
                 self._wake()
-                raise ResourceLimitError(
-                    f"rate limiter: {tokens!r} token(s) not available within {timeout!r} s"
+                raise ResourceTimeoutError(
+                    f"rate limiter: {tokens!r} token(s) not available within {timeout!r} s",
+                    timeout=timeout,
                 )
         finally:
             self._waiting -= 1
@@ -443,8 +471,9 @@ class RateLimiter:
         Raises:
             ConfigurationError: If ``tokens`` is not positive or exceeds the capacity.
         """
+        # `tokens is True`: the one bool that passes the range test; an identity test is free.
         try:
-            if not 0.0 < tokens <= self._max_tokens:
+            if tokens is True or not 0.0 < tokens <= self._max_tokens:
                 self._check_tokens(tokens)
         except TypeError:
             self._check_tokens(tokens)
@@ -527,8 +556,7 @@ class RateLimiter:
             The wrapped function, or a decorator when called with arguments only.
         """
         self._validate(tokens)
-        if timeout is not None:
-            require_non_negative("timeout", timeout)
+        require_timeout("timeout", timeout)
 
         def acquire() -> Awaitable[None]:
             return self.acquire(tokens, timeout)
@@ -590,6 +618,13 @@ class KeyedRateLimiter(Generic[_K]):
         self._max_keys = require_positive_int("max_keys", max_keys)
         self._buckets: OrderedDict[_K, RateLimiter] = OrderedDict()
 
+    def __repr__(self) -> str:
+        probe = self._factory()
+        return (
+            f"KeyedRateLimiter(rate={probe.rate!r}/s, burst={probe.burst!r}, "
+            f"keys={len(self._buckets)}, max_keys={self._max_keys})"
+        )
+
     def _bucket(self, key: _K) -> RateLimiter:
         buckets = self._buckets
         bucket = buckets.get(key)
@@ -620,7 +655,7 @@ class KeyedRateLimiter(Generic[_K]):
             timeout: Seconds to wait at most.
 
         Raises:
-            ResourceLimitError: If ``timeout`` passes first.
+            ResourceTimeoutError: If ``timeout`` passes first.
         """
         await self._bucket(key).acquire(tokens, timeout)
 
