@@ -195,7 +195,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     monitor = ResourceMonitor(interval=0.5)
     profiler = Profiler()
     breaker = CircuitBreaker(failure_threshold=5, reset_timeout=0.5, failure_on=PaymentDeclined)
-    retry = Retry(attempts=3, delay=0.01, backoff=2.0, retry_on=PaymentDeclined)
+    retry = Retry(attempts=3, delay=0.01, factor=2.0, retry_on=PaymentDeclined)
     rate = RateLimiter(args.rate * 1.2, burst=20)
     slots = ConcurrencyLimiter(16)
     tally.breaker_trips = lambda: breaker.stats().opened

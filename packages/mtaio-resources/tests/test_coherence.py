@@ -91,7 +91,7 @@ async def test_breaker_names_itself_and_tells_listeners(caplog: pytest.LogCaptur
     breaker.add_listener(broken)
     caplog.set_level(logging.INFO, logger="mtaio.resources")
     for _ in range(2):
-        with pytest.raises(OSError):
+        with pytest.raises(OSError, match="down"):
             async with breaker:
                 raise OSError("down")
     assert breaker.state is CircuitState.OPEN
@@ -105,7 +105,7 @@ async def test_breaker_names_itself_and_tells_listeners(caplog: pytest.LogCaptur
     clock.advance(10)
     async with breaker:  # the half-open trial succeeds
         pass
-    assert breaker.state is CircuitState.CLOSED
+    assert breaker.stats().state is CircuitState.CLOSED
     assert changes == [
         ("payments", CircuitState.CLOSED, CircuitState.OPEN),
         ("payments", CircuitState.OPEN, CircuitState.HALF_OPEN),
@@ -117,9 +117,9 @@ async def test_breaker_names_itself_and_tells_listeners(caplog: pytest.LogCaptur
 async def test_breaker_block_without_a_verdict_frees_the_trial_slot() -> None:
     clock = ManualClock()
     breaker = CircuitBreaker(1, reset_timeout=1, clock=clock, failure_on=OSError)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="down"):
         async with breaker:
-            raise OSError
+            raise OSError("down")
     clock.advance(1)
     with pytest.raises(KeyError):
         async with breaker:  # the trial: no verdict from a KeyError
@@ -127,4 +127,4 @@ async def test_breaker_block_without_a_verdict_frees_the_trial_slot() -> None:
     assert breaker.state is CircuitState.HALF_OPEN
     async with breaker:  # the slot is free again
         pass
-    assert breaker.state is CircuitState.CLOSED
+    assert breaker.stats().state is CircuitState.CLOSED

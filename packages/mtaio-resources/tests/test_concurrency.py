@@ -5,8 +5,8 @@ import pytest
 from mtaio.exceptions import (
     ConfigurationError,
     ConfigurationTypeError,
-    ResourceTimeoutError,
     ResourceLockError,
+    ResourceTimeoutError,
 )
 from mtaio.resources import ConcurrencyLimiter, ConcurrencyStats
 

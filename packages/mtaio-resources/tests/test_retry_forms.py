@@ -71,9 +71,12 @@ async def test_result_predicate_retries_then_gives_up() -> None:
 
     policy = Retry(attempts=3, delay=1, jitter=0, retry_if_result=lambda r: r is None)
     start = loop.time()
-    assert await Retry(
-        attempts=3, delay=1, jitter=0, retry_if_result=lambda r: r is None, on_retry=on_retry
-    ).call(fetch) == 5
+    assert (
+        await Retry(
+            attempts=3, delay=1, jitter=0, retry_if_result=lambda r: r is None, on_retry=on_retry
+        ).call(fetch)
+        == 5
+    )
     assert loop.time() - start == pytest.approx(3.0)
     assert seen == ["result rejected by retry_if_result: None"] * 2
 
@@ -122,7 +125,7 @@ async def test_total_budget_stops_waits_and_cuts_the_running_attempt() -> None:
         raise OSError("down")
 
     start = loop.time()
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="down"):
         await Retry(attempts=100, delay=1, factor=2, jitter=0, timeout=10).call(down)
     # waits 1, 2, 4 fit in the budget (7 s); the next (8 s) would end past it
     assert calls == 4
@@ -147,10 +150,10 @@ async def test_budget_with_an_injected_clock() -> None:
 
     async def down() -> None:
         clock.advance(0.5)
-        raise OSError
+        raise OSError("down")
 
     policy = Retry(attempts=10, delay=1, factor=1, jitter=0, timeout=4, sleep=sleep, clock=clock)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="down"):
         await policy.call(down)
     assert waits == [1.0, 1.0]
 
@@ -171,17 +174,23 @@ async def test_block_form_retries_the_block() -> None:
     assert numbers == [1, 2, 3]
     assert loop.time() - start == pytest.approx(3.0)
 
-    with pytest.raises(ConnectionError) as info:
+    async def still_down() -> None:
         async for attempt in Retry(attempts=2, delay=0, jitter=0):
             with attempt:
                 raise ConnectionError("still down")
+
+    with pytest.raises(ConnectionError) as info:
+        await still_down()
     assert "gave up after 2 attempt(s)" in info.value.__notes__[-1]
 
-    # an error the policy does not retry leaves the loop at once
-    with pytest.raises(KeyError):
+    async def wrong() -> None:
         async for attempt in retrying(attempts=5, retry_on=OSError):
             with attempt:
                 raise KeyError("x")
+
+    # an error the policy does not retry leaves the loop at once
+    with pytest.raises(KeyError):
+        await wrong()
 
 
 @pytest.mark.looptime

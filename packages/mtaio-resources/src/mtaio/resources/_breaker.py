@@ -111,9 +111,9 @@ class CircuitBreaker:
         "_calls",
         "_clock",
         "_entered",
-        "_listeners",
         "_failure_on",
         "_failures",
+        "_listeners",
         "_max_trials",
         "_opened",
         "_opened_at",
@@ -143,7 +143,8 @@ class CircuitBreaker:
             raise ConfigurationTypeError(
                 f"failure_on must be an exception class or a tuple of them, got {failure_on!r}"
             )
-        if not isinstance(name, str) or not name:
+        given: object = name  # checked at run time, whatever the annotation says
+        if not isinstance(given, str) or not given:
             raise ConfigurationTypeError(f"name must be a non-empty string, got {name!r}")
         self.name = name
         self._failure_on = failure_on

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, final, overload
-
-import math
 
 from mtaio.exceptions import ResourceLockError, ResourceTimeoutError, require_positive_int
 

@@ -222,7 +222,8 @@ class RateLimiter:
         clock: Clock | None = None,
     ) -> None:
         self._per_second, self._capacity = _check_limit(Limit(rate, per, burst), "")
-        if isinstance(limits, str | bytes) or not isinstance(limits, Iterable):
+        given: object = limits  # checked at run time, whatever the annotation says
+        if isinstance(given, str | bytes) or not isinstance(given, Iterable):
             raise ConfigurationTypeError(f"limits must be an iterable of Limit, got {limits!r}")
         self._extra: tuple[_Bucket, ...] = tuple(
             _Bucket(*_check_limit(_as_limit(lim, i), f"limits[{i}]."))
@@ -334,7 +335,7 @@ class RateLimiter:
 
     def _validate(self, tokens: float) -> None:
         try:
-            if tokens is not True and 0.0 < tokens <= self._max_tokens:
+            if tokens is not True and 0.0 < tokens <= self._max_tokens:  # type: ignore[redundant-expr]
                 return
         except TypeError:
             pass
@@ -369,7 +370,7 @@ class RateLimiter:
         """
         # `tokens is True`: the one bool that passes the range test; an identity test is free.
         try:
-            if tokens is True or not 0.0 < tokens <= self._max_tokens:
+            if tokens is True or not 0.0 < tokens <= self._max_tokens:  # type: ignore[redundant-expr]
                 self._check_tokens(tokens)
         except TypeError:
             self._check_tokens(tokens)
@@ -473,7 +474,7 @@ class RateLimiter:
         """
         # `tokens is True`: the one bool that passes the range test; an identity test is free.
         try:
-            if tokens is True or not 0.0 < tokens <= self._max_tokens:
+            if tokens is True or not 0.0 < tokens <= self._max_tokens:  # type: ignore[redundant-expr]
                 self._check_tokens(tokens)
         except TypeError:
             self._check_tokens(tokens)

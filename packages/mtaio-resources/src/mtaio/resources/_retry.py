@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from types import TracebackType
-from typing import Any, Literal, ParamSpec, TypeVar, final, overload
+from typing import Any, Literal, ParamSpec, TypeVar, cast, final, overload
 
 from mtaio.exceptions import (
     ConfigurationError,
@@ -88,7 +88,7 @@ def _check_jitter(jitter: object) -> Jitter:
         return "full"
     if isinstance(jitter, str):
         raise ConfigurationError(f'jitter must be a number of seconds or "full", got {jitter!r}')
-    value = float(require_non_negative("jitter", jitter))  # type: ignore[arg-type]
+    value = float(require_non_negative("jitter", cast(float, jitter)))
     if math.isinf(value):
         raise ConfigurationError(f"jitter must be finite, got {jitter!r}")
     return value
@@ -210,11 +210,15 @@ class Retry:
         self.jitter: Jitter = _check_jitter(jitter)
         self.timeout = require_timeout("timeout", timeout)
         self.attempt_timeout = (
-            None if attempt_timeout is None else require_positive("attempt_timeout", attempt_timeout)
+            None
+            if attempt_timeout is None
+            else require_positive("attempt_timeout", attempt_timeout)
         )
         self._matches = _matcher(retry_on)
         self._result_predicate = (
-            None if retry_if_result is None else require_callable("retry_if_result", retry_if_result)
+            None
+            if retry_if_result is None
+            else require_callable("retry_if_result", retry_if_result)
         )
         if not isinstance(reraise, bool):
             raise ConfigurationTypeError(f"reraise must be True or False, got {reraise!r}")
@@ -416,9 +420,12 @@ class _Attempts:
         error = previous.error
         number = previous.number
         wait = next(self._waits, None)
-        if wait is not None and self._deadline is not None:
-            if policy._now() + (0.0 if _testing else wait) >= self._deadline:
-                wait = None  # the wait would end past the budget: give up now
+        if (
+            wait is not None
+            and self._deadline is not None
+            and policy._now() + (0.0 if _testing else wait) >= self._deadline
+        ):
+            wait = None  # the wait would end past the budget: give up now
         if wait is None:
             self._give_up(error, number)
         logger.debug(
@@ -437,9 +444,7 @@ class _Attempts:
     def _give_up(self, error: BaseException, attempts: int) -> None:
         what = f"{self.name} failed {attempts} time(s)"
         if isinstance(error, _Rejected):
-            raise RetryError(
-                f"{what}; last result refused: {error.result!r}", attempts=attempts
-            )
+            raise RetryError(f"{what}; last result refused: {error.result!r}", attempts=attempts)
         if self.policy.reraise:
             error.add_note(f"mtaio.resources.Retry: gave up after {attempts} attempt(s)")
             raise error
@@ -462,7 +467,9 @@ def retrying(
     reraise: bool = True,
     on_retry: Callable[[int, BaseException, float], object] | None = None,
 ) -> Retry:
-    """The block form: ``async for attempt in retrying(attempts=5): with attempt: ...``.
+    """A retry policy for the block form, iterated with ``async for``.
+
+    Used as ``async for attempt in retrying(attempts=5): with attempt: ...``.
 
     The arguments are :class:`Retry`'s; the returned policy is iterated with ``async for``
     (afresh each time).
