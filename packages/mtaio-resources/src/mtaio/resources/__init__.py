@@ -32,6 +32,10 @@ from ._retry import is_testing as is_testing
 from ._retry import retry as retry
 from ._retry import retrying as retrying
 from ._retry import set_testing as set_testing
+from ._shared_rate import SharedKeyedRateLimiter as SharedKeyedRateLimiter
+from ._shared_rate import SharedRateLimiter as SharedRateLimiter
+from ._shared_rate import SharedRateLimiterStats as SharedRateLimiterStats
+from ._store import RedisStore as RedisStore
 from ._timeout import TimeoutManager as TimeoutManager
 from ._timeout import TimeoutScope as TimeoutScope
 from ._timeout import current_deadline as current_deadline
@@ -45,12 +49,17 @@ __all__ = (
     "KeyedRateLimiter",
     "ConcurrencyLimiter",
     "ResourceLimiter",
+    # shared state across processes
+    "RedisStore",
+    "SharedRateLimiter",
+    "SharedKeyedRateLimiter",
     # statistics snapshots
     "RateLimiterStats",
     "KeyedRateLimiterStats",
     "ConcurrencyStats",
     "ResourceLimiterStats",
     "CircuitBreakerStats",
+    "SharedRateLimiterStats",
     # timeouts
     "TimeoutManager",
     "TimeoutScope",

@@ -17,7 +17,18 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, NamedTuple, NoReturn, ParamSpec, TypeVar, final, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    Literal,
+    NamedTuple,
+    NoReturn,
+    ParamSpec,
+    TypeVar,
+    final,
+    overload,
+)
 
 from mtaio.exceptions import (
     ConfigurationError,
@@ -31,6 +42,10 @@ from mtaio.typing import Clock
 
 from ._checks import require_finite_positive, require_timeout
 from ._decorate import guard
+from ._store import FailurePolicy, RedisStore, check_name
+
+if TYPE_CHECKING:
+    from ._shared_rate import SharedKeyedRateLimiter, SharedRateLimiter
 
 __all__ = (
     "KeyedRateLimiter",
@@ -158,7 +173,6 @@ def _as_limit(lim: object, i: int) -> Limit:
 _BORROW_MAX = 1e300
 
 
-@final
 class RateLimiter:
     """A token bucket: ``rate`` tokens per second, at most ``burst`` available at once.
 
@@ -188,11 +202,27 @@ class RateLimiter:
             bucket and then takes the tokens, leaving the bucket in debt so the rate holds.
         clock: A monotonic clock in seconds. ``None`` uses the running loop's clock, which
             virtual-time test tools (looptime) control.
+        store: ``None`` (the default) keeps the bucket in this process; a
+            :class:`~mtaio.resources.RedisStore` shares it with every process that builds a
+            limiter of the same ``name`` on the same store. Then ``try_acquire`` is awaited,
+            each grant is one round trip to a server-side script (GCRA on the server's
+            clock), a waiter sleeps the wait the server computed, and ``stats()`` adds the
+            round trips and store errors.
+        name: What identifies the shared state; required with a store.
+        on_store_error: With a store, what happens when it cannot answer within its
+            timeout: ``"fail_closed"`` (the default) raises
+            :class:`~mtaio.exceptions.ResourceLimitError`; ``"fail_open"`` serves the
+            request from a local limiter at ``rate / expected_replicas`` (and a burst
+            shared the same way) until the store answers again.
+        expected_replicas: How many processes share the limit, for the fail-open share.
 
     Raises:
-        ConfigurationError: If a rate, period or burst is not positive.
+        ConfigurationError: If a rate, period or burst is not a finite positive number, or
+            ``name`` is missing with a store.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       ``store``, ``name``, ``on_store_error``, ``expected_replicas``.
     """
 
     __slots__ = (
@@ -211,8 +241,12 @@ class RateLimiter:
         "_waiting",
     )
 
-    def __init__(
-        self,
+    # Construction is in __new__ (there is no __init__): given a store, it returns the shared
+    # limiter, a subclass whose methods talk to the store, and the type checker sees that
+    # type through the overloads. The local limiter pays nothing for the option.
+    @overload
+    def __new__(
+        cls,
         rate: float,
         burst: float | None = None,
         *,
@@ -220,6 +254,70 @@ class RateLimiter:
         limits: Iterable[Limit] = (),
         oversize: Literal["error", "borrow"] = "error",
         clock: Clock | None = None,
+        store: None = None,
+        name: str | None = None,
+        on_store_error: FailurePolicy = "fail_closed",
+        expected_replicas: int = 1,
+    ) -> RateLimiter: ...
+
+    @overload
+    def __new__(
+        cls,
+        rate: float,
+        burst: float | None = None,
+        *,
+        per: float = 1.0,
+        limits: Iterable[Limit] = (),
+        oversize: Literal["error", "borrow"] = "error",
+        clock: Clock | None = None,
+        store: RedisStore,
+        name: str,
+        on_store_error: FailurePolicy = "fail_closed",
+        expected_replicas: int = 1,
+    ) -> SharedRateLimiter: ...
+
+    def __new__(
+        cls,
+        rate: float,
+        burst: float | None = None,
+        *,
+        per: float = 1.0,
+        limits: Iterable[Limit] = (),
+        oversize: Literal["error", "borrow"] = "error",
+        clock: Clock | None = None,
+        store: RedisStore | None = None,
+        name: str | None = None,
+        on_store_error: FailurePolicy = "fail_closed",
+        expected_replicas: int = 1,
+    ) -> RateLimiter:
+        if store is not None:
+            from ._shared_rate import SharedRateLimiter
+
+            return SharedRateLimiter._create(
+                rate,
+                burst,
+                per,
+                limits,
+                oversize,
+                clock,
+                store,
+                name,
+                on_store_error,
+                expected_replicas,
+            )
+        check_name(name, None)
+        self = object.__new__(cls)
+        self._setup(rate, burst, per, limits, oversize, clock)
+        return self
+
+    def _setup(
+        self,
+        rate: float,
+        burst: float | None,
+        per: float,
+        limits: Iterable[Limit],
+        oversize: str,
+        clock: Clock | None,
     ) -> None:
         self._per_second, self._capacity = _check_limit(Limit(rate, per, burst), "")
         given: object = limits  # checked at run time, whatever the annotation says
@@ -575,7 +673,6 @@ def _expire(future: asyncio.Future[bool]) -> None:
         future.set_result(False)
 
 
-@final
 class KeyedRateLimiter(Generic[_K]):
     """One token bucket per key (per user, per host), with a bound on the number of keys.
 
@@ -588,8 +685,16 @@ class KeyedRateLimiter(Generic[_K]):
         burst: Capacity of every bucket (see :class:`RateLimiter`).
         per: The period of ``rate`` in seconds.
         limits: Further rates enforced for every key.
-        max_keys: The most buckets kept at once.
+        max_keys: The most buckets kept at once (with a store: the most keys whose
+            script arguments this process keeps at hand; the buckets live in the store and
+            expire there when idle).
         clock: A monotonic clock; ``None`` uses the running loop's.
+        store: A :class:`~mtaio.resources.RedisStore` to share every key's bucket with the
+            other processes (see :class:`RateLimiter`); keys must then be ``str``,
+            ``bytes`` or ``int``.
+        name: What identifies the shared state; required with a store.
+        on_store_error: ``"fail_closed"`` or ``"fail_open"`` (see :class:`RateLimiter`).
+        expected_replicas: The processes sharing the limit, for the fail-open share.
 
     Raises:
         ConfigurationError: On a non-positive rate, burst, period or ``max_keys``.
@@ -599,8 +704,9 @@ class KeyedRateLimiter(Generic[_K]):
 
     __slots__ = ("_buckets", "_factory", "_max_keys")
 
-    def __init__(
-        self,
+    @overload
+    def __new__(
+        cls,
         rate: float,
         burst: float | None = None,
         *,
@@ -608,8 +714,77 @@ class KeyedRateLimiter(Generic[_K]):
         limits: Iterable[Limit] = (),
         max_keys: int = 10_000,
         clock: Clock | None = None,
+        store: None = None,
+        name: str | None = None,
+        on_store_error: FailurePolicy = "fail_closed",
+        expected_replicas: int = 1,
+    ) -> KeyedRateLimiter[_K]: ...
+
+    @overload
+    def __new__(
+        cls,
+        rate: float,
+        burst: float | None = None,
+        *,
+        per: float = 1.0,
+        limits: Iterable[Limit] = (),
+        max_keys: int = 10_000,
+        clock: Clock | None = None,
+        store: RedisStore,
+        name: str,
+        on_store_error: FailurePolicy = "fail_closed",
+        expected_replicas: int = 1,
+    ) -> SharedKeyedRateLimiter[_K]: ...
+
+    def __new__(
+        cls,
+        rate: float,
+        burst: float | None = None,
+        *,
+        per: float = 1.0,
+        limits: Iterable[Limit] = (),
+        max_keys: int = 10_000,
+        clock: Clock | None = None,
+        store: RedisStore | None = None,
+        name: str | None = None,
+        on_store_error: FailurePolicy = "fail_closed",
+        expected_replicas: int = 1,
+    ) -> KeyedRateLimiter[_K]:
+        given: object = limits
+        if isinstance(given, str | bytes) or not isinstance(given, Iterable):
+            raise ConfigurationTypeError(f"limits must be an iterable of Limit, got {limits!r}")
+        extra = tuple(_as_limit(lim, i) for i, lim in enumerate(limits))
+        if store is not None:
+            from ._shared_rate import SharedKeyedRateLimiter
+
+            shared: SharedKeyedRateLimiter[_K] = SharedKeyedRateLimiter._create_keyed(
+                rate,
+                burst,
+                per,
+                extra,
+                max_keys,
+                clock,
+                store,
+                name,
+                on_store_error,
+                expected_replicas,
+            )
+            return shared
+        check_name(name, None)
+        self = object.__new__(cls)
+        self._setup(rate, burst, per, extra, max_keys, clock)
+        return self
+
+    def _setup(
+        self,
+        rate: float,
+        burst: float | None,
+        per: float,
+        limits: tuple[Limit, ...],
+        max_keys: int,
+        clock: Clock | None,
     ) -> None:
-        extra = tuple(limits)
+        extra = limits
         RateLimiter(rate, burst, per=per, limits=extra, clock=clock)  # validate now
 
         def factory() -> RateLimiter:
