@@ -32,6 +32,8 @@ from ._retry import is_testing as is_testing
 from ._retry import retry as retry
 from ._retry import retrying as retrying
 from ._retry import set_testing as set_testing
+from ._shared_concurrency import SharedConcurrencyLimiter as SharedConcurrencyLimiter
+from ._shared_concurrency import SharedConcurrencyStats as SharedConcurrencyStats
 from ._shared_rate import SharedKeyedRateLimiter as SharedKeyedRateLimiter
 from ._shared_rate import SharedRateLimiter as SharedRateLimiter
 from ._shared_rate import SharedRateLimiterStats as SharedRateLimiterStats
@@ -53,6 +55,7 @@ __all__ = (
     "RedisStore",
     "SharedRateLimiter",
     "SharedKeyedRateLimiter",
+    "SharedConcurrencyLimiter",
     # statistics snapshots
     "RateLimiterStats",
     "KeyedRateLimiterStats",
@@ -60,6 +63,7 @@ __all__ = (
     "ResourceLimiterStats",
     "CircuitBreakerStats",
     "SharedRateLimiterStats",
+    "SharedConcurrencyStats",
     # timeouts
     "TimeoutManager",
     "TimeoutScope",
