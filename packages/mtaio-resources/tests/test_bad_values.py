@@ -26,6 +26,7 @@ from mtaio.resources import (
     KeyedRateLimiter,
     Limit,
     RateLimiter,
+    RedisStore,
     ResourceLimiter,
     Retry,
     TimeoutManager,
@@ -74,6 +75,13 @@ def only(*accepted: object) -> Callable[[object], bool]:
 
 def tokens_up_to(cap: float) -> Callable[[object], bool]:
     return lambda v: pos_finite(v) and v <= cap  # type: ignore[operator]
+
+
+URL = "redis://127.0.0.1:1/0"  # never connected to: constructing a store is offline
+
+
+def a_name(v: object) -> bool:
+    return isinstance(v, str) and bool(v) and "{" not in v and "}" not in v
 
 
 async def _ok() -> int:
@@ -149,8 +157,38 @@ CASES: list[Case] = [
     Case("reset_timeout", non_neg, lambda _, v: CircuitBreaker(reset_timeout=v)),
     Case("half_open_max_calls", pos_int, lambda _, v: CircuitBreaker(half_open_max_calls=v)),
     Case("failure_on", nothing, lambda _, v: CircuitBreaker(failure_on=v)),
-    Case("name", lambda v: isinstance(v, str) and bool(v), lambda _, v: CircuitBreaker(name=v)),
+    Case(
+        "name",
+        or_none(lambda v: isinstance(v, str) and bool(v)),
+        lambda _, v: CircuitBreaker(name=v),
+    ),
     Case("testing", only(True, False), lambda _, v: set_testing(v)),
+    # the shared store's arguments (constructing a store does not connect)
+    Case("url_or_client", nothing, lambda _, v: RedisStore(v)),
+    Case("timeout", pos_finite, lambda _, v: RedisStore(URL, timeout=v)),
+    Case(
+        "prefix", lambda v: isinstance(v, str) and bool(v), lambda _, v: RedisStore(URL, prefix=v)
+    ),
+    Case("store", only(None), lambda _, v: RateLimiter(1, store=v, name="x")),
+    Case("name", a_name, lambda _, v: RateLimiter(1, store=RedisStore(URL), name=v)),
+    Case("name", a_name, lambda _, v: KeyedRateLimiter(1, store=RedisStore(URL), name=v)),
+    Case("name", a_name, lambda _, v: ConcurrencyLimiter(1, store=RedisStore(URL), name=v)),
+    Case("name", a_name, lambda _, v: CircuitBreaker(store=RedisStore(URL), name=v)),
+    Case(
+        "on_store_error",
+        nothing,
+        lambda _, v: RateLimiter(1, store=RedisStore(URL), name="x", on_store_error=v),
+    ),
+    Case(
+        "expected_replicas",
+        pos_int,
+        lambda _, v: ConcurrencyLimiter(1, store=RedisStore(URL), name="x", expected_replicas=v),
+    ),
+    Case(
+        "lease",
+        lambda v: pos_finite(v) and v >= 0.03,  # type: ignore[operator]
+        lambda _, v: ConcurrencyLimiter(1, store=RedisStore(URL), name="x", lease=v),
+    ),
     # methods: the object must still work after a refusal
     Case(
         "tokens",
@@ -268,7 +306,15 @@ def _check(case: Case, value: object) -> None:
         except ConfigurationError as error:
             assert not case.accepts(value), f"{case.argument}={value!r} refused: {error}"
             assert case.argument in str(error), f"{error} does not name {case.argument}"
-            choices = ("oversize", "name", "jitter", "testing", "reraise")
+            choices = (
+                "oversize",
+                "name",
+                "jitter",
+                "testing",
+                "reraise",
+                "on_store_error",
+                "url_or_client",
+            )
             if isinstance(value, str | bool) and case.argument not in choices:
                 # a wrong type is a ConfigurationTypeError
                 assert isinstance(error, ConfigurationTypeError), repr(error)

@@ -32,6 +32,8 @@ from ._retry import is_testing as is_testing
 from ._retry import retry as retry
 from ._retry import retrying as retrying
 from ._retry import set_testing as set_testing
+from ._shared_breaker import SharedCircuitBreaker as SharedCircuitBreaker
+from ._shared_breaker import SharedCircuitBreakerStats as SharedCircuitBreakerStats
 from ._shared_concurrency import SharedConcurrencyLimiter as SharedConcurrencyLimiter
 from ._shared_concurrency import SharedConcurrencyStats as SharedConcurrencyStats
 from ._shared_rate import SharedKeyedRateLimiter as SharedKeyedRateLimiter
@@ -56,6 +58,7 @@ __all__ = (
     "SharedRateLimiter",
     "SharedKeyedRateLimiter",
     "SharedConcurrencyLimiter",
+    "SharedCircuitBreaker",
     # statistics snapshots
     "RateLimiterStats",
     "KeyedRateLimiterStats",
@@ -64,6 +67,7 @@ __all__ = (
     "CircuitBreakerStats",
     "SharedRateLimiterStats",
     "SharedConcurrencyStats",
+    "SharedCircuitBreakerStats",
     # timeouts
     "TimeoutManager",
     "TimeoutScope",

@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar, final
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, final, overload
 
 from mtaio.exceptions import (
     CircuitBreakerError,
@@ -20,6 +20,11 @@ from mtaio.exceptions import (
     require_positive_int,
 )
 from mtaio.typing import Clock, is_async_callable
+
+from ._store import FailurePolicy, RedisStore
+
+if TYPE_CHECKING:
+    from ._shared_breaker import SharedCircuitBreaker
 
 __all__ = ("CircuitBreaker", "CircuitBreakerStats", "CircuitState")
 
@@ -67,7 +72,6 @@ class CircuitBreakerStats:
     opened: int
 
 
-@final
 class CircuitBreaker:
     """Stops calling a failing dependency for a while, then tries it again.
 
@@ -96,7 +100,18 @@ class CircuitBreaker:
         half_open_max_calls: Trial calls allowed at once while half-open.
         failure_on: The exception class(es) that count as failures.
         clock: A monotonic clock in seconds (inject ``ManualClock`` in tests).
-        name: What the log lines, the errors and the repr call this breaker.
+        name: What the log lines, the errors and the repr call this breaker
+            (``"circuit"`` when not given); with a store, what identifies the shared state
+            (required there).
+        store: ``None`` (the default) keeps the state in this process; a
+            :class:`~mtaio.resources.RedisStore` shares it with every process that builds a
+            breaker of the same ``name`` on the same store: they open together, and while
+            half-open, ``half_open_max_calls`` trial calls run at a time across the fleet
+            (each under a lease of ``reset_timeout``, so a prober that dies frees its
+            slot). The open/closed decisions run on the server's clock.
+        on_store_error: With a store, when it cannot answer: ``"fail_closed"`` (the
+            default) refuses the call with :class:`~mtaio.exceptions.ResourceLimitError`;
+            ``"fail_open"`` lets this process's own breaker decide until it answers again.
 
     Raises:
         ConfigurationError: On a non-positive ``failure_threshold`` or
@@ -104,7 +119,7 @@ class CircuitBreaker:
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
-       ``name``, state-change listeners and ``async with breaker:``.
+       ``name``, state-change listeners, ``async with breaker:``, ``store``.
     """
 
     __slots__ = (
@@ -126,16 +141,69 @@ class CircuitBreaker:
         "reset_timeout",
     )
 
-    def __init__(
-        self,
+    # Construction is in __new__ (there is no __init__): given a store, it returns the shared
+    # breaker, a subclass whose verdicts live in the store; the overloads tell the type
+    # checker. The local breaker pays nothing for the option.
+    @overload
+    def __new__(
+        cls,
         failure_threshold: int = 5,
         reset_timeout: float = 60.0,
         *,
         half_open_max_calls: int = 1,
         failure_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
         clock: Clock = time.monotonic,
-        name: str = "circuit",
+        name: str | None = None,
+        store: None = None,
+        on_store_error: FailurePolicy = "fail_closed",
+    ) -> CircuitBreaker: ...
+
+    @overload
+    def __new__(
+        cls,
+        failure_threshold: int = 5,
+        reset_timeout: float = 60.0,
+        *,
+        half_open_max_calls: int = 1,
+        failure_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+        clock: Clock = time.monotonic,
+        name: str,
+        store: RedisStore,
+        on_store_error: FailurePolicy = "fail_closed",
+    ) -> SharedCircuitBreaker: ...
+
+    def __new__(
+        cls,
+        failure_threshold: int = 5,
+        reset_timeout: float = 60.0,
+        *,
+        half_open_max_calls: int = 1,
+        failure_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+        clock: Clock = time.monotonic,
+        name: str | None = None,
+        store: RedisStore | None = None,
+        on_store_error: FailurePolicy = "fail_closed",
+    ) -> CircuitBreaker:
+        args = (failure_threshold, reset_timeout, half_open_max_calls, failure_on, clock, name)
+        if store is not None:
+            from ._shared_breaker import SharedCircuitBreaker
+
+            return SharedCircuitBreaker._create(args, store, on_store_error)
+        self = object.__new__(cls)
+        self._setup(*args)
+        return self
+
+    def _setup(
+        self,
+        failure_threshold: int,
+        reset_timeout: float,
+        half_open_max_calls: int,
+        failure_on: type[BaseException] | tuple[type[BaseException], ...],
+        clock: Clock,
+        name: str | None,
     ) -> None:
+        if name is None:
+            name = "circuit"
         self.failure_threshold = require_positive_int("failure_threshold", failure_threshold)
         self.reset_timeout = float(require_non_negative("reset_timeout", reset_timeout))
         self._max_trials = require_positive_int("half_open_max_calls", half_open_max_calls)
