@@ -60,7 +60,7 @@ def test_bad_limit() -> None:
     with pytest.raises(ConfigurationError, match="limit"):
         ConcurrencyLimiter(0)
     with pytest.raises(ConfigurationTypeError, match="limit"):
-        ConcurrencyLimiter(1.5)  # type: ignore[arg-type]
+        ConcurrencyLimiter(1.5)  # type: ignore[call-overload]
     limiter = ConcurrencyLimiter(1)
     with pytest.raises(ConfigurationError, match="limit"):
         limiter.limit = -1

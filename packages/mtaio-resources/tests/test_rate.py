@@ -51,7 +51,7 @@ def test_default_burst_is_a_tenth_of_the_rate_at_least_one() -> None:
 )
 def test_bad_configuration_names_the_argument(kwargs: dict[str, object], name: str) -> None:
     with pytest.raises(ConfigurationError, match="^" + re.escape(name)):
-        RateLimiter(**kwargs)  # type: ignore[arg-type]
+        RateLimiter(**kwargs)  # type: ignore[call-overload]
 
 
 async def test_bad_tokens_are_refused() -> None:

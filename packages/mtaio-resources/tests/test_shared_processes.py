@@ -9,7 +9,6 @@ import asyncio
 import os
 import signal
 import time
-
 from typing import Any
 
 from mtaio.resources import ConcurrencyLimiter, RedisStore
@@ -110,8 +109,7 @@ def test_breaker_opens_for_every_process(redis_server: RedisServer, workers: Wor
     # the failures would reset the fleet's count of consecutive failures).
     failing = workers.spawn("breaker", failing=True, pause=0, duration=5, **common)
     healthy = [
-        workers.spawn("breaker", failing=False, pause=0.05, duration=5, **common)
-        for _ in range(3)
+        workers.spawn("breaker", failing=False, pause=0.05, duration=5, **common) for _ in range(3)
     ]
     workers.start([failing, *healthy])
     opened = workers.result(failing)

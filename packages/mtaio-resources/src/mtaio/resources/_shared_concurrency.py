@@ -92,6 +92,7 @@ return removed
 """
 
 _LOCAL = "local"  # the id of a permit taken from the fail-open fallback
+_GONE = "gone:"  # marks a held permit whose lease ran out in the store
 
 
 @final
@@ -275,7 +276,7 @@ class SharedConcurrencyLimiter(ConcurrencyLimiter):
         state = self._shared
         while True:
             await asyncio.sleep(self.lease / 3)
-            ids = [p for p in self._held if p != _LOCAL]
+            ids = [p for p in self._held if p != _LOCAL and not p.startswith(_GONE)]
             if not ids:
                 return
             try:
@@ -285,6 +286,9 @@ class SharedConcurrencyLimiter(ConcurrencyLimiter):
                 continue
             state.succeeded()
             if isinstance(lost, list) and lost:
+                gone = {p.decode() if isinstance(p, bytes) else str(p) for p in lost}
+                # still held by the caller (its release stays balanced), never renewed again
+                self._held = [_GONE + p if p in gone else p for p in self._held]
                 self._lost += len(lost)
                 logger.warning(
                     "%r: %d permit lease(s) ran out while held (the process stalled longer "
@@ -413,6 +417,8 @@ class SharedConcurrencyLimiter(ConcurrencyLimiter):
         if not self._held:
             raise ResourceLockError("ConcurrencyLimiter.release() called more often than acquire()")
         permit = self._held.pop()
+        if permit.startswith(_GONE):
+            return self._background(_completed())  # its lease is gone from the store already
         if permit == _LOCAL:
             assert self._fallback is not None
             self._fallback.release()

@@ -404,6 +404,7 @@ class SharedKeyedRateLimiter(KeyedRateLimiter[_K], Generic[_K]):
         self._setup(rate, burst, per, limits, max_keys, clock)
         self._shared = SharedState(store, name, on_store_error, expected_replicas)
         self._limiter_args = (rate, burst, per, limits, "error", clock)
+        self._shared_stats = [0, 0, 0]  # acquired, round trips, fallbacks of dropped engines
         return self
 
     def __repr__(self) -> str:
@@ -422,7 +423,12 @@ class SharedKeyedRateLimiter(KeyedRateLimiter[_K], Generic[_K]):
             return bucket
         text = _key_text(key)
         if len(buckets) >= self._max_keys:
-            buckets.popitem(last=False)
+            _, old = buckets.popitem(last=False)
+            if isinstance(old, SharedRateLimiter):  # keep its counts in the totals
+                totals = self._shared_stats
+                totals[0] += old._shared_acquired
+                totals[1] += old._engine.round_trips
+                totals[2] += old._fallbacks
         limiter: SharedRateLimiter = object.__new__(SharedRateLimiter)
         limiter._setup(*self._limiter_args)
         shared = self._shared
@@ -452,8 +458,8 @@ class SharedKeyedRateLimiter(KeyedRateLimiter[_K], Generic[_K]):
         """Counts to graph: the keyed figures summed over the keys this process used.
 
         Returns:
-            A :class:`SharedRateLimiterStats` summed over the keys held locally (``rate``
-            and ``burst`` are every key's).
+            A :class:`SharedRateLimiterStats` summed over the keys this process used
+            (``rate`` and ``burst`` are every key's; ``available`` is not known).
         """
         buckets = [b for b in self._buckets.values() if isinstance(b, SharedRateLimiter)]
         probe = self._factory()
@@ -462,8 +468,8 @@ class SharedKeyedRateLimiter(KeyedRateLimiter[_K], Generic[_K]):
             burst=probe.burst,
             available=math.nan,
             waiting=sum(b._shared_waiting for b in buckets),
-            acquired=sum(b._shared_acquired for b in buckets),
-            round_trips=sum(b._engine.round_trips for b in buckets),
+            acquired=self._shared_stats[0] + sum(b._shared_acquired for b in buckets),
+            round_trips=self._shared_stats[1] + sum(b._engine.round_trips for b in buckets),
             store_errors=self._shared.store_errors,
-            fallbacks=sum(b._fallbacks for b in buckets),
+            fallbacks=self._shared_stats[2] + sum(b._fallbacks for b in buckets),
         )
