@@ -147,7 +147,16 @@ def _number(value: object) -> float:
 class _Engine:
     """The shared part of one rate limit (a limiter, or one key of a keyed limiter)."""
 
-    __slots__ = ("_intervals", "_keys", "_wired", "available", "local", "round_trips", "state")
+    __slots__ = (
+        "_intervals",
+        "_keys",
+        "_try_one",
+        "_wired",
+        "available",
+        "local",
+        "round_trips",
+        "state",
+    )
 
     def __init__(
         self,
@@ -159,6 +168,7 @@ class _Engine:
         self.state = state
         self._keys = keys
         self._wired = _wire(limits)
+        self._try_one = ["1.0", "0", *self._wired]
         self._intervals = [repr(1e6 / per_second) for per_second, _ in limits]
         self.local = local
         self.available = limits[0][1]
@@ -171,14 +181,18 @@ class _Engine:
             StoreUnavailable: If the store could not answer.
         """
         self.round_trips += 1
-        wait_us = -1 if max_wait is None else max_wait * 1e6
-        reply = await self.state.store.run(
-            GCRA, self._keys, [repr(float(tokens)), repr(wait_us), *self._wired]
-        )
+        if tokens == 1.0 and max_wait == 0.0:
+            args = self._try_one  # the common try_acquire(): its arguments made once
+        else:
+            wait_us = -1 if max_wait is None else max_wait * 1e6
+            args = [repr(float(tokens)), repr(wait_us), *self._wired]
+        reply = await self.state.store.run(GCRA, self._keys, args)
         try:
             granted, wait, available = reply
-            wait_s = max(0.0, _number(wait) / 1e6)
             self.available = _number(available)
+            if granted == 1 and wait == b"0":
+                return 0.0
+            wait_s = max(0.0, _number(wait) / 1e6)
         except (TypeError, ValueError) as error:
             raise StoreUnavailable(f"malformed reply from the store: {reply!r}") from error
         return wait_s if granted == 1 else None
