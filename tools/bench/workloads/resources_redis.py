@@ -187,6 +187,9 @@ def _throughput(options: Options, port: int) -> list[Scenario]:
             m = max(tasks, n // fraction)
             cases.append(Case(name, _loop(call, m, tasks), m, setup=setup))
         note = _redis_benchmark(port, n * 5) if tasks == 1 else ""
+        if note:
+            print(f"resources-redis, same server: {note}", file=sys.stderr)  # the runner's
+            # tables leave scenario notes out
         scenarios.append(Scenario(f"try_acquire, {tasks} task(s)", cases, note=note))
     return scenarios
 

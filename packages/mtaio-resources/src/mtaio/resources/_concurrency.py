@@ -64,7 +64,8 @@ class ConcurrencyLimiter:
             its permits when their leases end. ``try_acquire`` is awaited, ``release()``
             returns the task that reaches the store, and ``stats()`` adds round trips,
             store errors and lost leases.
-        name: What identifies the shared state; required with a store.
+        name: What identifies the shared state; required with a store (checked, and
+            otherwise unused, without one).
         lease: Seconds a permit outlives its holder's last renewal (renewed every
             ``lease / 3``): the longest a dead process's permits stay taken.
         on_store_error: With a store, what happens when it cannot answer within its

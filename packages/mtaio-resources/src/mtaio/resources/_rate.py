@@ -208,7 +208,8 @@ class RateLimiter:
             each grant is one round trip to a server-side script (GCRA on the server's
             clock), a waiter sleeps the wait the server computed, and ``stats()`` adds the
             round trips and store errors.
-        name: What identifies the shared state; required with a store.
+        name: What identifies the shared state; required with a store (checked, and
+            otherwise unused, without one).
         on_store_error: With a store, what happens when it cannot answer within its
             timeout: ``"fail_closed"`` (the default) raises
             :class:`~mtaio.exceptions.ResourceLimitError`; ``"fail_open"`` serves the
@@ -692,7 +693,8 @@ class KeyedRateLimiter(Generic[_K]):
         store: A :class:`~mtaio.resources.RedisStore` to share every key's bucket with the
             other processes (see :class:`RateLimiter`); keys must then be ``str``,
             ``bytes`` or ``int``.
-        name: What identifies the shared state; required with a store.
+        name: What identifies the shared state; required with a store (checked, and
+            otherwise unused, without one).
         on_store_error: ``"fail_closed"`` or ``"fail_open"`` (see :class:`RateLimiter`).
         expected_replicas: The processes sharing the limit, for the fail-open share.
 
