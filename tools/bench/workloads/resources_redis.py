@@ -30,7 +30,6 @@ import asyncio
 import atexit
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -46,44 +45,27 @@ from .._runner import Case, Extra, Options, Scenario, workload
 
 HUGE = 1e12
 TASKS = 50
-_started: list[subprocess.Popen[bytes]] = []
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+_started: list[Any] = []  # RedisServer
 
 
 def _redis_server() -> int:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("resources-redis needs redis-server (apt-get install redis-server)")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    _started.append(proc)
-    deadline = time.monotonic() + 5
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(8).startswith(b"+PONG"):
-                    return port
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
+    from mtaio.testing import RedisServer
+
+    try:
+        server = RedisServer()
+    except FileNotFoundError:
+        raise SystemExit(
+            "resources-redis needs redis-server (apt-get install redis-server)"
+        ) from None
+    server.start()
+    _started.append(server)
+    return server.port
 
 
 @atexit.register
 def _kill_servers() -> None:
-    for proc in _started:
-        proc.kill()
-        proc.wait()
+    for server in _started:
+        server.kill()
 
 
 def _script_args() -> list[str]:

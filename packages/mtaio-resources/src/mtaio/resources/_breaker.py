@@ -219,7 +219,7 @@ class CircuitBreaker:
         self._clock = require_callable("clock", clock)
         self._listeners: list[Callable[[CircuitBreaker, CircuitState, CircuitState], object]] = []
         # the state each task's `async with` entered in, to free a half-open trial slot
-        self._entered: dict[asyncio.Task[Any] | None, list[CircuitState]] = {}
+        self._entered: dict[asyncio.Task[Any] | None, list[Any]] = {}
         self._state = CircuitState.CLOSED
         self._failures = 0
         self._opened_at = 0.0
@@ -379,17 +379,22 @@ class CircuitBreaker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        task = asyncio.current_task()
-        stack = self._entered[task]
-        state = stack.pop()
-        if not stack:
-            del self._entered[task]
+        state = self._pop_entered()
         if exc is None:
             self.record_success()
         elif isinstance(exc, self._failure_on):
             self.record_failure()
         elif state is CircuitState.HALF_OPEN and self._state is CircuitState.HALF_OPEN:
             self._trials -= 1  # no verdict: free the trial slot
+
+    def _pop_entered(self) -> Any:
+        """What this task's innermost ``async with`` recorded on entry."""
+        task = asyncio.current_task()
+        stack = self._entered[task]
+        entry = stack.pop()
+        if not stack:
+            del self._entered[task]
+        return entry
 
     def reset(self) -> None:
         """Close the circuit and forget the failures."""

@@ -301,7 +301,7 @@ class SharedCircuitBreaker(CircuitBreaker):
 
     async def __aenter__(self) -> SharedCircuitBreaker:
         admitted = await self._enter()
-        self._entered.setdefault(asyncio.current_task(), []).append(admitted)  # type: ignore[arg-type]
+        self._entered.setdefault(asyncio.current_task(), []).append(admitted)
         return self
 
     async def __aexit__(
@@ -310,11 +310,7 @@ class SharedCircuitBreaker(CircuitBreaker):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        task = asyncio.current_task()
-        stack: list[Any] = self._entered[task]
-        admitted = stack.pop()
-        if not stack:
-            del self._entered[task]
+        admitted = self._pop_entered()
         await asyncio.shield(self._exit(admitted, exc))
 
     def record_success(self) -> asyncio.Task[None]:  # type: ignore[override]

@@ -239,15 +239,19 @@ class SharedRateLimiter(RateLimiter):
         self = object.__new__(cls)
         self._setup(rate, burst, per, limits, oversize, clock)
         state = SharedState(store, name, on_store_error, expected_replicas)
+        self._attach(state, state.name, oversize)
+        return self
+
+    def _attach(self, state: SharedState, tag: str, oversize: str) -> None:
+        """Bind this (set-up) limiter to the store, its keys under the hash tag ``tag``."""
         self._name = state.name
         rates = [(self._per_second, self._capacity)]
         rates += [(b.per_second, b.capacity) for b in self._extra]
-        keys = [state.store.key(state.name, "rate", str(i)) for i in range(len(rates))]
+        keys = [state.store.key(tag, "rate", str(i)) for i in range(len(rates))]
         self._engine = _Engine(state, keys, rates, _fallback(self, state, oversize))
         self._fallbacks = 0
         self._shared_acquired = 0
         self._shared_waiting = 0
-        return self
 
     def __repr__(self) -> str:
         return (
@@ -445,16 +449,7 @@ class SharedKeyedRateLimiter(KeyedRateLimiter[_K], Generic[_K]):
                 totals[2] += old._fallbacks
         limiter: SharedRateLimiter = object.__new__(SharedRateLimiter)
         limiter._setup(*self._limiter_args)
-        shared = self._shared
-        limiter._name = shared.name
-        rates = [(limiter._per_second, limiter._capacity)]
-        rates += [(b.per_second, b.capacity) for b in limiter._extra]
-        tag = f"{shared.name}:{text}"
-        keys = [shared.store.key(tag, "rate", str(i)) for i in range(len(rates))]
-        limiter._engine = _Engine(shared, keys, rates, _fallback(limiter, shared, "error"))
-        limiter._fallbacks = 0
-        limiter._shared_acquired = 0
-        limiter._shared_waiting = 0
+        limiter._attach(self._shared, f"{self._shared.name}:{text}", "error")
         buckets[key] = limiter
         return limiter
 
