@@ -31,11 +31,17 @@ async def rate(args: dict[str, Any]) -> dict[str, Any]:
         await limiter.try_acquire(1e-9)  # connect and load the script before the start
         start = await _start()
         end = start + args["duration"]
-        grants: list[float] = []
+        grants: list[float] = []  # when each task woke up with its tokens
+        due: list[float] = []  # when the server's reservation fell due
 
         async def task() -> None:
             while time.time() < end:
-                await limiter.acquire()
+                wait = await limiter.reserve()  # acquire() is this, then the sleep
+                # the server's clock when it decided (this machine's wall clock), plus the
+                # wait it computed: when the server let this grant through
+                decided = float(limiter._engine.server_now) / 1e6  # type: ignore[arg-type]
+                due.append(decided + wait)
+                await asyncio.sleep(wait)
                 grants.append(time.time())
 
         tasks = [asyncio.create_task(task()) for _ in range(args["tasks"])]
@@ -43,7 +49,7 @@ async def rate(args: dict[str, Any]) -> dict[str, Any]:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        return {"grants": grants, "round_trips": limiter.stats().round_trips}
+        return {"grants": grants, "due": due, "round_trips": limiter.stats().round_trips}
 
 
 async def concurrency(args: dict[str, Any]) -> dict[str, Any]:

@@ -35,31 +35,36 @@ def test_four_processes_share_one_rate(redis_server: RedisServer, workers: Worke
     ]
     workers.start(procs)
     results = [workers.result(p) for p in procs]
-    every = sorted(t for r in results for t in r["grants"])
+    # every process got its share: the limit is the fleet's, not each process's
+    assert all(len(r["due"]) > 100 for r in results)
     # The window is the 5 s from the first grant: a process that starts late (a loaded
     # machine) cannot use tokens from before it asked, as with any token bucket.
-    first = every[0]
-    grants = [t for t in every if t < first + duration]
-    # every process got its share: the limit is the fleet's, not each process's
-    assert all(len(r["grants"]) > 100 for r in results)
-    assert len(every) < (rate + burst) * (duration + 1.5)
-    # Every window of one second admits at most rate + burst (sliding over every grant).
-    # The times are taken by each task when it wakes up, a few ms after its grant on a
-    # loaded machine; the first second holds exactly rate + burst grants by design (the full
-    # bucket, then the rate), so a wake-up late by more than the 5 ms between two grants
-    # can show one or two extra there: 1% is allowed for that measurement noise.
-    j = 0
-    for i, t in enumerate(grants):
-        while grants[j] <= t - 1.0:
-            j += 1
-        count = i - j + 1
-        assert count <= (rate + burst) * 1.01, f"{count} grants in the second ending {t - first}"
+    due = sorted(t for r in results for t in r["due"])
+    first = due[0]
+    admitted = [t for t in due if t < first + duration]
+    # When the server let each grant through (its clock when it decided, plus the wait it
+    # computed): every window of one second admits at most rate + burst.
+    assert _busiest_second(admitted) <= rate + burst
     # the total is within 2% of rate x duration (the initial burst included)
-    assert abs(len(grants) - rate * duration) <= 0.02 * rate * duration, len(grants)
+    assert abs(len(admitted) - rate * duration) <= 0.02 * rate * duration, len(admitted)
+    # When the tasks woke up: later by the loop's and the machine's lateness (a process
+    # stalled 100 ms by a loaded machine stamps its grants late, bunching them); loosely.
+    woke = sorted(t for r in results for t in r["grants"] if t < first + duration)
+    assert _busiest_second(woke) <= (rate + burst) * 1.1
     # one round trip per grant; besides, per process: the warm-up call, and for each task
     # the reservation it was sleeping on at the end and the refund of it when cancelled
     trips = sum(r["round_trips"] for r in results)
-    assert trips <= sum(len(r["grants"]) for r in results) + 4 * (1 + 2 * 25)
+    assert trips <= sum(len(r["due"]) for r in results) + 4 * (1 + 2 * 25)
+
+
+def _busiest_second(stamps: list[float]) -> int:
+    """The most stamps in any window of one second (sliding over every stamp)."""
+    worst = j = 0
+    for i, t in enumerate(stamps):
+        while stamps[j] <= t - 1.0:
+            j += 1
+        worst = max(worst, i - j + 1)
+    return worst
 
 
 def test_concurrency_across_processes_and_a_killed_holder(

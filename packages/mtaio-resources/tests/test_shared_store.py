@@ -341,3 +341,15 @@ async def test_shared_breaker_verdicts_by_hand_and_reset(store: RedisStore) -> N
         async with breaker:
             raise KeyError("not a failure")  # failure_on=Exception: KeyError counts
     assert breaker.state is CircuitState.OPEN
+
+
+async def test_reserve_says_how_long_to_wait_without_sleeping(store: RedisStore) -> None:
+    limiter = RateLimiter(20, burst=1, store=store, name="reserve")
+    assert await limiter.reserve() == 0.0
+    second = await limiter.reserve()  # the next token, due in 50 ms: reserved, not slept
+    assert 0.03 < second <= 0.05
+    third = await limiter.reserve()
+    assert third == pytest.approx(second + 0.05, abs=0.01)
+    with pytest.raises(ResourceTimeoutError):
+        await limiter.reserve(timeout=0.01)  # taking nothing
+    assert await limiter.reserve(timeout=1) == pytest.approx(third + 0.05, abs=0.01)

@@ -42,8 +42,9 @@ _K = TypeVar("_K", bound=Hashable)
 logger = logging.getLogger("mtaio.resources")
 
 # KEYS: one per rate. ARGV: tokens, max wait (us, -1: any), then interval and tau (us) per
-# rate. Reply: {granted (0/1), wait (us), tokens left in the first bucket}. Any value read
-# back that is not a number is treated as a missing key: a corrupt key resets, never breaks.
+# rate. Reply: {granted (0/1), wait (us), tokens left in the first bucket, server time
+# (us)}. Any value read back that is not a number is treated as a missing key: a corrupt
+# key resets, never breaks.
 GCRA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -66,13 +67,15 @@ local first_interval = tonumber(ARGV[3])
 local first_tau = tonumber(ARGV[4])
 if max_wait >= 0 and wait > max_wait then
   local tat = tats[1] - tokens * first_interval
-  return {0, string.format('%.0f', wait), tostring((first_tau - (tat - now)) / first_interval)}
+  local left = tostring((first_tau - (tat - now)) / first_interval)
+  return {0, string.format('%.0f', wait), left, string.format('%.0f', now)}
 end
 for i = 1, #KEYS do
   local ttl = math.ceil((tats[i] - now) / 1000) + 1
   redis.call('SET', KEYS[i], string.format('%.0f', tats[i]), 'PX', ttl)
 end
-return {1, string.format('%.0f', wait), tostring((first_tau - (tats[1] - now)) / first_interval)}
+local left = tostring((first_tau - (tats[1] - now)) / first_interval)
+return {1, string.format('%.0f', wait), left, string.format('%.0f', now)}
 """
 
 # KEYS: one per rate. ARGV: tokens, then interval per rate. Moves each TAT back by what a
@@ -155,6 +158,7 @@ class _Engine:
         "available",
         "local",
         "round_trips",
+        "server_now",
         "state",
     )
 
@@ -173,6 +177,8 @@ class _Engine:
         self.local = local
         self.available = limits[0][1]
         self.round_trips = 0
+        #: The server's clock (TIME, in us, as sent) at the last answer: when it decided.
+        self.server_now: object = None
 
     async def reserve(self, tokens: float, max_wait: float | None) -> float | None:
         """Reserve ``tokens``: the seconds to wait for them, or ``None`` if refused.
@@ -188,8 +194,9 @@ class _Engine:
             args = [repr(float(tokens)), repr(wait_us), *self._wired]
         reply = await self.state.store.run(GCRA, self._keys, args)
         try:
-            granted, wait, available = reply
+            granted, wait, available, server_now = reply
             self.available = _number(available)
+            self.server_now = server_now
             if granted == 1 and wait == b"0":
                 return 0.0
             wait_s = max(0.0, _number(wait) / 1e6)
@@ -275,6 +282,36 @@ class SharedRateLimiter(RateLimiter):
             ResourceTimeoutError: If the tokens cannot be had within ``timeout``.
             ResourceLimitError: If the store is unavailable and the limiter fails closed.
         """
+        wait = await self.reserve(tokens, timeout)
+        if wait > 0:
+            self._shared_waiting += 1
+            try:
+                await asyncio.sleep(wait)
+            except BaseException:
+                self._shared_acquired -= 1
+                await asyncio.shield(self._engine.refund(tokens))
+                raise
+            finally:
+                self._shared_waiting -= 1
+
+    async def reserve(self, tokens: float = 1.0, timeout: float | None = None) -> float:  # noqa: ASYNC109
+        """Take ``tokens`` now for later: the seconds to wait before using them (0: now).
+
+        :meth:`acquire` is this followed by the sleep. Use it to schedule the work rather
+        than wait for it; the tokens are spent whether or not they are used.
+
+        Args:
+            tokens: How many tokens.
+            timeout: The longest wait to accept; a longer one fails at once.
+
+        Returns:
+            The seconds until the tokens may be used, as the server computed them.
+
+        Raises:
+            ResourceTimeoutError: If the wait would be longer than ``timeout``; nothing is
+                taken then.
+            ResourceLimitError: If the store is unavailable and the limiter fails closed.
+        """
         self._validate(tokens)
         patience = require_timeout("timeout", timeout)
         if patience == math.inf:
@@ -286,16 +323,7 @@ class SharedRateLimiter(RateLimiter):
                 f"{patience!r} s",
                 timeout=patience,
             )
-        if wait > 0:
-            self._shared_waiting += 1
-            try:
-                await asyncio.sleep(wait)
-            except BaseException:
-                self._shared_acquired -= 1
-                await asyncio.shield(self._engine.refund(tokens))
-                raise
-            finally:
-                self._shared_waiting -= 1
+        return wait
 
     async def try_acquire(self, tokens: float = 1.0) -> bool:  # type: ignore[override]
         """Take ``tokens`` if the shared bucket holds them now (one round trip).
