@@ -345,7 +345,7 @@ async def run(args: argparse.Namespace, emitter: EventEmitter | None = None) -> 
         failure_on=ServiceUnavailable,
     )
     retry = Retry(
-        attempts=MAX_TRANSIENT_ERRORS, delay=0.01, backoff=2.0, retry_on=TransientPaymentError
+        attempts=MAX_TRANSIENT_ERRORS, delay=0.01, factor=2.0, retry_on=TransientPaymentError
     )
     rate = RateLimiter(args.rate * 1.2, burst=20)
     slots = ConcurrencyLimiter(16)

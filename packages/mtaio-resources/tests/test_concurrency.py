@@ -5,8 +5,8 @@ import pytest
 from mtaio.exceptions import (
     ConfigurationError,
     ConfigurationTypeError,
-    ResourceLimitError,
     ResourceLockError,
+    ResourceTimeoutError,
 )
 from mtaio.resources import ConcurrencyLimiter, ConcurrencyStats
 
@@ -60,7 +60,7 @@ def test_bad_limit() -> None:
     with pytest.raises(ConfigurationError, match="limit"):
         ConcurrencyLimiter(0)
     with pytest.raises(ConfigurationTypeError, match="limit"):
-        ConcurrencyLimiter(1.5)  # type: ignore[arg-type]
+        ConcurrencyLimiter(1.5)  # type: ignore[call-overload]
     limiter = ConcurrencyLimiter(1)
     with pytest.raises(ConfigurationError, match="limit"):
         limiter.limit = -1
@@ -91,7 +91,7 @@ async def test_limit_changes_while_in_use() -> None:
 async def test_timeout_and_cancellation_leak_no_permit() -> None:
     limiter = ConcurrencyLimiter(1)
     await limiter.acquire()
-    with pytest.raises(ResourceLimitError, match=r"within 1\.0 s"):
+    with pytest.raises(ResourceTimeoutError, match=r"within 1\.0 s"):
         await limiter.acquire(timeout=1.0)
     cancelled = asyncio.create_task(limiter.acquire())
     later = asyncio.create_task(limiter.acquire())

@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from mtaio.exceptions import ConfigurationError, ResourceLimitError
+from mtaio.exceptions import ConfigurationError, ResourceTimeoutError
 from mtaio.resources import ConcurrencyStats, ResourceLimiter, ResourceLimiterStats
 
 
@@ -99,10 +99,10 @@ async def test_context_manager_and_decorator_with_tokens() -> None:
 async def test_timeout_covers_both_waits_and_frees_the_permit() -> None:
     limiter = ResourceLimiter(rate=1, concurrency=1, burst=1, timeout=0.4)
     await limiter.acquire()  # holds the permit and the only token
-    with pytest.raises(ResourceLimitError):
+    with pytest.raises(ResourceTimeoutError):
         await limiter.acquire()  # no permit within 0.4 s
     limiter.release()
-    with pytest.raises(ResourceLimitError):
+    with pytest.raises(ResourceTimeoutError):
         await limiter.acquire()  # a permit at once, but no token within 0.4 s
     assert limiter.concurrency_limiter is not None
     assert limiter.concurrency_limiter.borrowed == 0
@@ -119,7 +119,7 @@ def test_bad_arguments() -> None:
         ResourceLimiter(rate=1, timeout=-1)
     with pytest.raises(ConfigurationError, match="rate"):
         ResourceLimiter(rate=0)
-    with pytest.raises(ConfigurationError, match="limit"):
+    with pytest.raises(ConfigurationError, match="concurrency must"):
         ResourceLimiter(concurrency=0)
     default = ResourceLimiter()
     assert default.rate_limiter is not None

@@ -7,7 +7,7 @@ import pytest
 from mtaio.exceptions import (
     ConfigurationError,
     ConfigurationTypeError,
-    ResourceLimitError,
+    ResourceTimeoutError,
 )
 from mtaio.resources import (
     KeyedRateLimiter,
@@ -51,7 +51,7 @@ def test_default_burst_is_a_tenth_of_the_rate_at_least_one() -> None:
 )
 def test_bad_configuration_names_the_argument(kwargs: dict[str, object], name: str) -> None:
     with pytest.raises(ConfigurationError, match="^" + re.escape(name)):
-        RateLimiter(**kwargs)  # type: ignore[arg-type]
+        RateLimiter(**kwargs)  # type: ignore[call-overload]
 
 
 async def test_bad_tokens_are_refused() -> None:
@@ -184,7 +184,7 @@ async def test_timeout_raises_and_takes_nothing() -> None:
     limiter = RateLimiter(1, burst=1)
     await limiter.acquire()
     start = loop.time()
-    with pytest.raises(ResourceLimitError, match=r"within 0\.25 s"):
+    with pytest.raises(ResourceTimeoutError, match=r"within 0\.25 s"):
         await limiter.acquire(timeout=0.25)
     assert loop.time() - start == pytest.approx(0.25)
     later = asyncio.create_task(limiter.acquire())
@@ -200,7 +200,7 @@ async def test_timeout_of_the_head_lets_the_next_waiter_through() -> None:
     await limiter.acquire(2)
     big = asyncio.create_task(limiter.acquire(2, timeout=0.5))
     small = asyncio.create_task(limiter.acquire(1))
-    with pytest.raises(ResourceLimitError):
+    with pytest.raises(ResourceTimeoutError):
         await big
     start = loop.time()
     await small

@@ -160,8 +160,10 @@ def test_bad_timeouts() -> None:
         TimeoutManager(-1)
     with pytest.raises(ConfigurationError, match="seconds"):
         TimeoutScope(-0.5)
-    with pytest.raises(ConfigurationError, match="timeout"):
+    with pytest.raises(ConfigurationError, match=r"^seconds must"):
         TimeoutManager().timeout(-2)
+    with pytest.raises(ConfigurationError, match=r"^seconds must"):
+        TimeoutManager().move_on(seconds=-2)
 
 
 @pytest.mark.looptime

@@ -107,3 +107,41 @@ async def mistakes() -> None:
 
 
 keyed_int: KeyedRateLimiter[int] = KeyedRateLimiter(1)
+
+
+# -- the shared store: the constructor's overloads give the shared types ------------------
+
+from mtaio.resources import (  # noqa: E402
+    Attempt,
+    RedisStore,
+    SharedCircuitBreaker,
+    SharedConcurrencyLimiter,
+    SharedConcurrencyStats,
+    SharedKeyedRateLimiter,
+    SharedRateLimiter,
+    SharedRateLimiterStats,
+    retrying,
+)
+
+store = RedisStore("redis://localhost:6379/0", prefix="app")
+assert_type(RateLimiter(200, burst=20, store=store, name="payments"), SharedRateLimiter)
+assert_type(RateLimiter(200, burst=20), RateLimiter)
+assert_type(KeyedRateLimiter[str](10, store=store, name="users"), SharedKeyedRateLimiter[str])
+assert_type(ConcurrencyLimiter(10, store=store, name="jobs"), SharedConcurrencyLimiter)
+assert_type(CircuitBreaker(store=store, name="api"), SharedCircuitBreaker)
+
+
+async def shared_use() -> None:
+    shared = RateLimiter(200, store=store, name="payments")
+    assert_type(await shared.try_acquire(), bool)
+    assert_type(shared.stats(), SharedRateLimiterStats)
+    permits = ConcurrencyLimiter(10, store=store, name="jobs")
+    assert_type(await permits.try_acquire(), bool)
+    await permits.release()
+    assert_type(permits.stats(), SharedConcurrencyStats)
+    local = RateLimiter(5)
+    assert_type(local.try_acquire(), bool)
+    async for attempt in retrying(attempts=3):
+        assert_type(attempt, Attempt)
+        with attempt:
+            pass

@@ -7,6 +7,7 @@ the public API and lists it in ``__all__``. ``_rate`` holds the token buckets,
 the resilience helpers.
 """
 
+import logging as _logging
 from importlib.metadata import version as _version
 
 from mtaio.typing import publish_module as _publish_module
@@ -25,10 +26,20 @@ from ._rate import KeyedRateLimiterStats as KeyedRateLimiterStats
 from ._rate import Limit as Limit
 from ._rate import RateLimiter as RateLimiter
 from ._rate import RateLimiterStats as RateLimiterStats
+from ._retry import Attempt as Attempt
 from ._retry import Retry as Retry
 from ._retry import is_testing as is_testing
 from ._retry import retry as retry
+from ._retry import retrying as retrying
 from ._retry import set_testing as set_testing
+from ._shared_breaker import SharedCircuitBreaker as SharedCircuitBreaker
+from ._shared_breaker import SharedCircuitBreakerStats as SharedCircuitBreakerStats
+from ._shared_concurrency import SharedConcurrencyLimiter as SharedConcurrencyLimiter
+from ._shared_concurrency import SharedConcurrencyStats as SharedConcurrencyStats
+from ._shared_rate import SharedKeyedRateLimiter as SharedKeyedRateLimiter
+from ._shared_rate import SharedRateLimiter as SharedRateLimiter
+from ._shared_rate import SharedRateLimiterStats as SharedRateLimiterStats
+from ._store import RedisStore as RedisStore
 from ._timeout import TimeoutManager as TimeoutManager
 from ._timeout import TimeoutScope as TimeoutScope
 from ._timeout import current_deadline as current_deadline
@@ -42,12 +53,21 @@ __all__ = (
     "KeyedRateLimiter",
     "ConcurrencyLimiter",
     "ResourceLimiter",
+    # shared state across processes
+    "RedisStore",
+    "SharedRateLimiter",
+    "SharedKeyedRateLimiter",
+    "SharedConcurrencyLimiter",
+    "SharedCircuitBreaker",
     # statistics snapshots
     "RateLimiterStats",
     "KeyedRateLimiterStats",
     "ConcurrencyStats",
     "ResourceLimiterStats",
     "CircuitBreakerStats",
+    "SharedRateLimiterStats",
+    "SharedConcurrencyStats",
+    "SharedCircuitBreakerStats",
     # timeouts
     "TimeoutManager",
     "TimeoutScope",
@@ -58,11 +78,17 @@ __all__ = (
     # resilience
     "Retry",
     "retry",
+    "retrying",
+    "Attempt",
     "set_testing",
     "is_testing",
     "CircuitBreaker",
     "CircuitState",
 )
+
+# A library never configures logging; the NullHandler keeps Python's "last resort" handler
+# from printing our warnings to stderr when the application configured nothing.
+_logging.getLogger("mtaio.resources").addHandler(_logging.NullHandler())
 
 # Reprs, tracebacks and pickles name the public path (mtaio.resources.X), not a private module.
 _publish_module(globals())

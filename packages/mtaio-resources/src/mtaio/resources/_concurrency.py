@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar, final, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, final, overload
 
-from mtaio.exceptions import (
-    ResourceLimitError,
-    ResourceLockError,
-    require_non_negative,
-    require_positive_int,
-)
+from mtaio.exceptions import ResourceLockError, ResourceTimeoutError, require_positive_int
 
+from ._checks import require_timeout
 from ._decorate import guard
+from ._store import FailurePolicy, RedisStore, check_name
+
+if TYPE_CHECKING:
+    from ._shared_concurrency import SharedConcurrencyLimiter
 
 __all__ = ("ConcurrencyLimiter", "ConcurrencyStats")
 
@@ -41,7 +42,6 @@ class ConcurrencyStats:
     acquired: int
 
 
-@final
 class ConcurrencyLimiter:
     """At most ``limit`` holders at once; the others wait in FIFO order.
 
@@ -57,16 +57,83 @@ class ConcurrencyLimiter:
 
     Args:
         limit: The most permits out at once.
+        store: ``None`` (the default) keeps the permits in this process; a
+            :class:`~mtaio.resources.RedisStore` makes ``limit`` the fleet's: every process
+            building a limiter of the same ``name`` on the same store shares it. Each permit
+            is then held under a lease renewed while it is held; a process that dies loses
+            its permits when their leases end. ``try_acquire`` is awaited, ``release()``
+            returns the task that reaches the store, and ``stats()`` adds round trips,
+            store errors and lost leases.
+        name: What identifies the shared state; required with a store (checked, and
+            otherwise unused, without one).
+        lease: Seconds a permit outlives its holder's last renewal (renewed every
+            ``lease / 3``): the longest a dead process's permits stay taken.
+        on_store_error: With a store, what happens when it cannot answer within its
+            timeout: ``"fail_closed"`` (the default) raises
+            :class:`~mtaio.exceptions.ResourceLimitError`; ``"fail_open"`` takes a permit
+            from a local limiter of ``limit // expected_replicas`` (at least 1).
+        expected_replicas: How many processes share the limit, for the fail-open share.
 
     Raises:
-        ConfigurationError: If ``limit`` is not a positive integer.
+        ConfigurationError: If ``limit`` is not a positive integer, or ``name`` is missing
+            with a store.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       ``store``, ``name``, ``lease``, ``on_store_error``, ``expected_replicas``.
     """
 
     __slots__ = ("_acquired", "_borrowed", "_limit", "_waiters")
 
-    def __init__(self, limit: int) -> None:
+    # Construction is in __new__ (there is no __init__): given a store, it returns the shared
+    # limiter, a subclass whose methods talk to the store; the overloads tell the type
+    # checker. The local limiter pays nothing for the option.
+    @overload
+    def __new__(
+        cls,
+        limit: int,
+        *,
+        store: None = None,
+        name: str | None = None,
+        lease: float = 5.0,
+        on_store_error: FailurePolicy = "fail_closed",
+        expected_replicas: int = 1,
+    ) -> ConcurrencyLimiter: ...
+
+    @overload
+    def __new__(
+        cls,
+        limit: int,
+        *,
+        store: RedisStore,
+        name: str,
+        lease: float = 5.0,
+        on_store_error: FailurePolicy = "fail_closed",
+        expected_replicas: int = 1,
+    ) -> SharedConcurrencyLimiter: ...
+
+    def __new__(
+        cls,
+        limit: int,
+        *,
+        store: RedisStore | None = None,
+        name: str | None = None,
+        lease: float = 5.0,
+        on_store_error: FailurePolicy = "fail_closed",
+        expected_replicas: int = 1,
+    ) -> ConcurrencyLimiter:
+        if store is not None:
+            from ._shared_concurrency import SharedConcurrencyLimiter
+
+            return SharedConcurrencyLimiter._create(
+                limit, store, name, lease, on_store_error, expected_replicas
+            )
+        check_name(name, None)
+        self = object.__new__(cls)
+        self._setup(limit)
+        return self
+
+    def _setup(self, limit: int) -> None:
         self._limit = require_positive_int("limit", limit)
         self._borrowed = 0
         self._acquired = 0
@@ -109,11 +176,14 @@ class ConcurrencyLimiter:
             timeout: Seconds to wait at most; ``None`` waits as long as needed.
 
         Raises:
-            ResourceLimitError: If ``timeout`` passes first; no permit is held then.
+            ResourceTimeoutError: If ``timeout`` passes first (also a ``TimeoutError`` and a
+                ``ResourceLimitError``); no permit is held then.
             ConfigurationError: If ``timeout`` is negative.
         """
         if timeout is not None:
-            require_non_negative("timeout", timeout)
+            timeout = require_timeout("timeout", timeout)
+            if timeout == math.inf:
+                timeout = None
         if self._borrowed < self._limit and not self._waiters:
             self._borrowed += 1
             self._acquired += 1
@@ -130,7 +200,10 @@ class ConcurrencyLimiter:
             granted = await future
         except BaseException:
             if future.done() and not future.cancelled() and future.result():
-                self.release()  # handed a permit, then cancelled: pass it on
+                # handed a permit, then cancelled: pass it on, and uncount the grant (the
+                # waiter never held it)
+                self._acquired -= 1
+                self.release()
             else:
                 self._wake()
             raise
@@ -139,8 +212,9 @@ class ConcurrencyLimiter:
                 handle.cancel()
         if not granted:
             self._wake()
-            raise ResourceLimitError(
-                f"concurrency limiter: no permit free within {timeout!r} s (limit={self._limit})"
+            raise ResourceTimeoutError(
+                f"concurrency limiter: no permit free within {timeout!r} s (limit={self._limit})",
+                timeout=timeout,
             )
 
     def try_acquire(self) -> bool:
@@ -227,8 +301,7 @@ class ConcurrencyLimiter:
         Returns:
             The wrapped function, or a decorator when called with arguments only.
         """
-        if timeout is not None:
-            require_non_negative("timeout", timeout)
+        require_timeout("timeout", timeout)
 
         def acquire() -> Awaitable[None]:
             return self.acquire(timeout)

@@ -7,8 +7,9 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, final, overload
 
-from mtaio.exceptions import ConfigurationError, require_non_negative
+from mtaio.exceptions import ConfigurationError, require_positive_int
 
+from ._checks import require_timeout
 from ._concurrency import ConcurrencyLimiter, ConcurrencyStats
 from ._decorate import guard
 from ._rate import RateLimiter, RateLimiterStats
@@ -85,10 +86,13 @@ class ResourceLimiter:
     ) -> None:
         if rate is None and burst is not None:
             raise ConfigurationError("burst needs a rate: pass rate= as well")
-        if timeout is not None:
-            require_non_negative("timeout", timeout)
+        timeout = require_timeout("timeout", timeout)
         self._rl_timeout = timeout
-        self._rl_concurrency = None if concurrency is None else ConcurrencyLimiter(concurrency)
+        self._rl_concurrency = (
+            None
+            if concurrency is None
+            else ConcurrencyLimiter(require_positive_int("concurrency", concurrency))
+        )
         if rate is not None:
             self._rl_rate = RateLimiter(rate, burst)
             self._rl_configured = True
@@ -96,6 +100,18 @@ class ResourceLimiter:
             self._rl_configured = True
         else:
             self._configure_default()
+
+    def __repr__(self) -> str:
+        bucket = self.rate_limiter
+        permits = self._rl_concurrency
+        parts = [
+            "rate=None" if bucket is None else f"rate={bucket.rate!r}/s, burst={bucket.burst!r}",
+            "concurrency=None"
+            if permits is None
+            else f"concurrency={permits.limit}, borrowed={permits.borrowed}",
+            f"timeout={self._rl_timeout!r}",
+        ]
+        return f"{type(self).__name__}({', '.join(parts)})"
 
     def _configure_default(self) -> None:
         self._rl_rate = RateLimiter(1.0, 1.0, oversize="borrow")
@@ -120,7 +136,7 @@ class ResourceLimiter:
             tokens: Tokens to take (may be fractional).
 
         Raises:
-            ResourceLimitError: If the limiter's ``timeout`` passes first; nothing is held.
+            ResourceTimeoutError: If the limiter's ``timeout`` passes first; nothing is held.
             ConfigurationError: If ``tokens`` is not positive or exceeds the capacity.
         """
         if not self._rl_configured:

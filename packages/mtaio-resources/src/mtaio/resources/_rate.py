@@ -17,20 +17,35 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, NamedTuple, NoReturn, ParamSpec, TypeVar, final, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    Literal,
+    NamedTuple,
+    NoReturn,
+    ParamSpec,
+    TypeVar,
+    final,
+    overload,
+)
 
 from mtaio.exceptions import (
     ConfigurationError,
     ConfigurationTypeError,
-    ResourceLimitError,
+    ResourceTimeoutError,
+    require_callable,
     require_choice,
-    require_non_negative,
-    require_positive,
     require_positive_int,
 )
 from mtaio.typing import Clock
 
+from ._checks import require_finite_positive, require_timeout
 from ._decorate import guard
+from ._store import FailurePolicy, RedisStore, check_name
+
+if TYPE_CHECKING:
+    from ._shared_rate import SharedKeyedRateLimiter, SharedRateLimiter
 
 __all__ = (
     "KeyedRateLimiter",
@@ -133,14 +148,31 @@ class _Waiter:
 
 
 def _check_limit(limit: Limit, prefix: str) -> tuple[float, float]:
-    rate = require_positive(f"{prefix}rate", limit.rate)
-    per = require_positive(f"{prefix}per", limit.per)
+    rate = require_finite_positive(f"{prefix}rate", limit.rate)
+    per = require_finite_positive(f"{prefix}per", limit.per)
     burst = limit.burst
-    burst = _default_burst(rate) if burst is None else require_positive(f"{prefix}burst", burst)
+    burst = (
+        _default_burst(rate) if burst is None else require_finite_positive(f"{prefix}burst", burst)
+    )
     return rate / per, float(burst)
 
 
-@final
+def _as_limit(lim: object, i: int) -> Limit:
+    if isinstance(lim, Limit):
+        return lim
+    try:
+        return Limit(*lim)  # type: ignore[misc]
+    except TypeError:
+        raise ConfigurationTypeError(
+            f"limits[{i}] must be a Limit(rate, per, burst) or such a tuple, got {lim!r}"
+        ) from None
+
+
+# The largest request a borrowing bucket takes: finite, so that tokens=inf is refused
+# instead of leaving the bucket in an infinite debt for good.
+_BORROW_MAX = 1e300
+
+
 class RateLimiter:
     """A token bucket: ``rate`` tokens per second, at most ``burst`` available at once.
 
@@ -170,11 +202,28 @@ class RateLimiter:
             bucket and then takes the tokens, leaving the bucket in debt so the rate holds.
         clock: A monotonic clock in seconds. ``None`` uses the running loop's clock, which
             virtual-time test tools (looptime) control.
+        store: ``None`` (the default) keeps the bucket in this process; a
+            :class:`~mtaio.resources.RedisStore` shares it with every process that builds a
+            limiter of the same ``name`` on the same store. Then ``try_acquire`` is awaited,
+            each grant is one round trip to a server-side script (GCRA on the server's
+            clock), a waiter sleeps the wait the server computed, and ``stats()`` adds the
+            round trips and store errors.
+        name: What identifies the shared state; required with a store (checked, and
+            otherwise unused, without one).
+        on_store_error: With a store, what happens when it cannot answer within its
+            timeout: ``"fail_closed"`` (the default) raises
+            :class:`~mtaio.exceptions.ResourceLimitError`; ``"fail_open"`` serves the
+            request from a local limiter at ``rate / expected_replicas`` (and a burst
+            shared the same way) until the store answers again.
+        expected_replicas: How many processes share the limit, for the fail-open share.
 
     Raises:
-        ConfigurationError: If a rate, period or burst is not positive.
+        ConfigurationError: If a rate, period or burst is not a finite positive number, or
+            ``name`` is missing with a store.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       ``store``, ``name``, ``on_store_error``, ``expected_replicas``.
     """
 
     __slots__ = (
@@ -193,8 +242,12 @@ class RateLimiter:
         "_waiting",
     )
 
-    def __init__(
-        self,
+    # Construction is in __new__ (there is no __init__): given a store, it returns the shared
+    # limiter, a subclass whose methods talk to the store, and the type checker sees that
+    # type through the overloads. The local limiter pays nothing for the option.
+    @overload
+    def __new__(
+        cls,
         rate: float,
         burst: float | None = None,
         *,
@@ -202,14 +255,84 @@ class RateLimiter:
         limits: Iterable[Limit] = (),
         oversize: Literal["error", "borrow"] = "error",
         clock: Clock | None = None,
+        store: None = None,
+        name: str | None = None,
+        on_store_error: FailurePolicy = "fail_closed",
+        expected_replicas: int = 1,
+    ) -> RateLimiter: ...
+
+    @overload
+    def __new__(
+        cls,
+        rate: float,
+        burst: float | None = None,
+        *,
+        per: float = 1.0,
+        limits: Iterable[Limit] = (),
+        oversize: Literal["error", "borrow"] = "error",
+        clock: Clock | None = None,
+        store: RedisStore,
+        name: str,
+        on_store_error: FailurePolicy = "fail_closed",
+        expected_replicas: int = 1,
+    ) -> SharedRateLimiter: ...
+
+    def __new__(
+        cls,
+        rate: float,
+        burst: float | None = None,
+        *,
+        per: float = 1.0,
+        limits: Iterable[Limit] = (),
+        oversize: Literal["error", "borrow"] = "error",
+        clock: Clock | None = None,
+        store: RedisStore | None = None,
+        name: str | None = None,
+        on_store_error: FailurePolicy = "fail_closed",
+        expected_replicas: int = 1,
+    ) -> RateLimiter:
+        if store is not None:
+            from ._shared_rate import SharedRateLimiter
+
+            return SharedRateLimiter._create(
+                rate,
+                burst,
+                per,
+                limits,
+                oversize,
+                clock,
+                store,
+                name,
+                on_store_error,
+                expected_replicas,
+            )
+        check_name(name, None)
+        self = object.__new__(cls)
+        self._setup(rate, burst, per, limits, oversize, clock)
+        return self
+
+    def _setup(
+        self,
+        rate: float,
+        burst: float | None,
+        per: float,
+        limits: Iterable[Limit],
+        oversize: str,
+        clock: Clock | None,
     ) -> None:
         self._per_second, self._capacity = _check_limit(Limit(rate, per, burst), "")
+        given: object = limits  # checked at run time, whatever the annotation says
+        if isinstance(given, str | bytes) or not isinstance(given, Iterable):
+            raise ConfigurationTypeError(f"limits must be an iterable of Limit, got {limits!r}")
         self._extra: tuple[_Bucket, ...] = tuple(
-            _Bucket(*_check_limit(Limit(*lim), f"limits[{i}].")) for i, lim in enumerate(limits)
+            _Bucket(*_check_limit(_as_limit(lim, i), f"limits[{i}]."))
+            for i, lim in enumerate(limits)
         )
         require_choice("oversize", oversize, ("error", "borrow"))
+        if clock is not None:
+            require_callable("clock", clock)
         caps = [self._capacity, *(b.capacity for b in self._extra)]
-        self._max_tokens = float("inf") if oversize == "borrow" else min(caps)
+        self._max_tokens = _BORROW_MAX if oversize == "borrow" else min(caps)
         self._level = self._capacity
         self._clock = clock
         # Until the first use tells which loop (and so which clock) applies, _time binds it.
@@ -311,7 +434,7 @@ class RateLimiter:
 
     def _validate(self, tokens: float) -> None:
         try:
-            if 0.0 < tokens <= self._max_tokens:
+            if tokens is not True and 0.0 < tokens <= self._max_tokens:  # type: ignore[redundant-expr]
                 return
         except TypeError:
             pass
@@ -322,6 +445,8 @@ class RateLimiter:
             raise ConfigurationTypeError(f"tokens must be a positive number, got {tokens!r}")
         if not tokens > 0:
             raise ConfigurationError(f"tokens must be a positive number (> 0), got {tokens!r}")
+        if math.isinf(tokens):
+            raise ConfigurationError(f"tokens must be a finite number, got {tokens!r}")
         raise ConfigurationError(
             f"tokens={tokens!r} exceeds the bucket capacity (burst={self._max_tokens!r}): "
             "such a request could never be granted"
@@ -339,10 +464,12 @@ class RateLimiter:
         Raises:
             ConfigurationError: If ``tokens`` is not positive or exceeds the capacity, or
                 ``timeout`` is negative.
-            ResourceLimitError: If ``timeout`` passes first; nothing is taken then.
+            ResourceTimeoutError: If ``timeout`` passes first (also a ``TimeoutError`` and
+                a ``ResourceLimitError``); nothing is taken then.
         """
+        # `tokens is True`: the one bool that passes the range test; an identity test is free.
         try:
-            if not 0.0 < tokens <= self._max_tokens:
+            if tokens is True or not 0.0 < tokens <= self._max_tokens:  # type: ignore[redundant-expr]
                 self._check_tokens(tokens)
         except TypeError:
             self._check_tokens(tokens)
@@ -362,9 +489,9 @@ class RateLimiter:
         await self._wait(tokens, timeout)
 
     async def _wait(self, tokens: float, patience: float | None) -> None:
-        timeout = patience
-        if timeout is not None:
-            require_non_negative("timeout", timeout)
+        timeout = require_timeout("timeout", patience)
+        if timeout == math.inf:
+            timeout = None
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._bind(loop)
@@ -393,8 +520,9 @@ class RateLimiter:
                 raise
             if not granted:
                 self._wake()
-                raise ResourceLimitError(
-                    f"rate limiter: {tokens!r} token(s) not available within {timeout!r} s"
+                raise ResourceTimeoutError(
+                    f"rate limiter: {tokens!r} token(s) not available within {timeout!r} s",
+                    timeout=timeout,
                 )
         finally:
             self._waiting -= 1
@@ -443,8 +571,9 @@ class RateLimiter:
         Raises:
             ConfigurationError: If ``tokens`` is not positive or exceeds the capacity.
         """
+        # `tokens is True`: the one bool that passes the range test; an identity test is free.
         try:
-            if not 0.0 < tokens <= self._max_tokens:
+            if tokens is True or not 0.0 < tokens <= self._max_tokens:  # type: ignore[redundant-expr]
                 self._check_tokens(tokens)
         except TypeError:
             self._check_tokens(tokens)
@@ -527,8 +656,7 @@ class RateLimiter:
             The wrapped function, or a decorator when called with arguments only.
         """
         self._validate(tokens)
-        if timeout is not None:
-            require_non_negative("timeout", timeout)
+        require_timeout("timeout", timeout)
 
         def acquire() -> Awaitable[None]:
             return self.acquire(tokens, timeout)
@@ -546,7 +674,6 @@ def _expire(future: asyncio.Future[bool]) -> None:
         future.set_result(False)
 
 
-@final
 class KeyedRateLimiter(Generic[_K]):
     """One token bucket per key (per user, per host), with a bound on the number of keys.
 
@@ -559,8 +686,17 @@ class KeyedRateLimiter(Generic[_K]):
         burst: Capacity of every bucket (see :class:`RateLimiter`).
         per: The period of ``rate`` in seconds.
         limits: Further rates enforced for every key.
-        max_keys: The most buckets kept at once.
+        max_keys: The most buckets kept at once (with a store: the most keys whose
+            script arguments this process keeps at hand; the buckets live in the store and
+            expire there when idle).
         clock: A monotonic clock; ``None`` uses the running loop's.
+        store: A :class:`~mtaio.resources.RedisStore` to share every key's bucket with the
+            other processes (see :class:`RateLimiter`); keys must then be ``str``,
+            ``bytes`` or ``int``.
+        name: What identifies the shared state; required with a store (checked, and
+            otherwise unused, without one).
+        on_store_error: ``"fail_closed"`` or ``"fail_open"`` (see :class:`RateLimiter`).
+        expected_replicas: The processes sharing the limit, for the fail-open share.
 
     Raises:
         ConfigurationError: On a non-positive rate, burst, period or ``max_keys``.
@@ -570,8 +706,9 @@ class KeyedRateLimiter(Generic[_K]):
 
     __slots__ = ("_buckets", "_factory", "_max_keys")
 
-    def __init__(
-        self,
+    @overload
+    def __new__(
+        cls,
         rate: float,
         burst: float | None = None,
         *,
@@ -579,8 +716,77 @@ class KeyedRateLimiter(Generic[_K]):
         limits: Iterable[Limit] = (),
         max_keys: int = 10_000,
         clock: Clock | None = None,
+        store: None = None,
+        name: str | None = None,
+        on_store_error: FailurePolicy = "fail_closed",
+        expected_replicas: int = 1,
+    ) -> KeyedRateLimiter[_K]: ...
+
+    @overload
+    def __new__(
+        cls,
+        rate: float,
+        burst: float | None = None,
+        *,
+        per: float = 1.0,
+        limits: Iterable[Limit] = (),
+        max_keys: int = 10_000,
+        clock: Clock | None = None,
+        store: RedisStore,
+        name: str,
+        on_store_error: FailurePolicy = "fail_closed",
+        expected_replicas: int = 1,
+    ) -> SharedKeyedRateLimiter[_K]: ...
+
+    def __new__(
+        cls,
+        rate: float,
+        burst: float | None = None,
+        *,
+        per: float = 1.0,
+        limits: Iterable[Limit] = (),
+        max_keys: int = 10_000,
+        clock: Clock | None = None,
+        store: RedisStore | None = None,
+        name: str | None = None,
+        on_store_error: FailurePolicy = "fail_closed",
+        expected_replicas: int = 1,
+    ) -> KeyedRateLimiter[_K]:
+        given: object = limits
+        if isinstance(given, str | bytes) or not isinstance(given, Iterable):
+            raise ConfigurationTypeError(f"limits must be an iterable of Limit, got {limits!r}")
+        extra = tuple(_as_limit(lim, i) for i, lim in enumerate(limits))
+        if store is not None:
+            from ._shared_rate import SharedKeyedRateLimiter
+
+            shared: SharedKeyedRateLimiter[_K] = SharedKeyedRateLimiter._create_keyed(
+                rate,
+                burst,
+                per,
+                extra,
+                max_keys,
+                clock,
+                store,
+                name,
+                on_store_error,
+                expected_replicas,
+            )
+            return shared
+        check_name(name, None)
+        self = object.__new__(cls)
+        self._setup(rate, burst, per, extra, max_keys, clock)
+        return self
+
+    def _setup(
+        self,
+        rate: float,
+        burst: float | None,
+        per: float,
+        limits: tuple[Limit, ...],
+        max_keys: int,
+        clock: Clock | None,
     ) -> None:
-        extra = tuple(limits)
+        extra = limits
         RateLimiter(rate, burst, per=per, limits=extra, clock=clock)  # validate now
 
         def factory() -> RateLimiter:
@@ -589,6 +795,13 @@ class KeyedRateLimiter(Generic[_K]):
         self._factory = factory
         self._max_keys = require_positive_int("max_keys", max_keys)
         self._buckets: OrderedDict[_K, RateLimiter] = OrderedDict()
+
+    def __repr__(self) -> str:
+        probe = self._factory()
+        return (
+            f"KeyedRateLimiter(rate={probe.rate!r}/s, burst={probe.burst!r}, "
+            f"keys={len(self._buckets)}, max_keys={self._max_keys})"
+        )
 
     def _bucket(self, key: _K) -> RateLimiter:
         buckets = self._buckets
@@ -620,7 +833,7 @@ class KeyedRateLimiter(Generic[_K]):
             timeout: Seconds to wait at most.
 
         Raises:
-            ResourceLimitError: If ``timeout`` passes first.
+            ResourceTimeoutError: If ``timeout`` passes first.
         """
         await self._bucket(key).acquire(tokens, timeout)
 

@@ -15,11 +15,17 @@ import builtins
 import contextlib
 import contextvars
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, final
 
-from mtaio.exceptions import ConfigurationError, TimeoutError, require_non_negative
+from mtaio.exceptions import (
+    ConfigurationError,
+    ConfigurationTypeError,
+    TimeoutError,
+    require_callable,
+    require_non_negative,
+)
 
 __all__ = ("TimeoutManager", "TimeoutScope", "current_deadline")
 
@@ -171,8 +177,9 @@ class TimeoutManager:
         """The timeout used when none is given."""
         return self._default
 
-    def _pick(self, timeout: float | None) -> float | None:
-        return self._default if timeout is None else _check_timeout("timeout", timeout)
+    def _pick(self, timeout: float | None, name: str = "timeout") -> float | None:
+        # name: the caller's own argument, so the error names what the user typed
+        return self._default if timeout is None else _check_timeout(name, timeout)
 
     def timeout(self, seconds: float | None = None) -> TimeoutScope:
         """A scope that raises :class:`~mtaio.exceptions.TimeoutError` on expiry.
@@ -183,7 +190,7 @@ class TimeoutManager:
         Returns:
             An async context manager (enter it once).
         """
-        return TimeoutScope(self._pick(seconds))
+        return TimeoutScope(self._pick(seconds, "seconds"))
 
     def move_on(self, seconds: float | None = None) -> TimeoutScope:
         """A scope that, on expiry, ends the block quietly and sets ``scope.expired``.
@@ -194,7 +201,7 @@ class TimeoutManager:
         Returns:
             An async context manager (enter it once).
         """
-        return TimeoutScope(self._pick(seconds), raising=False)
+        return TimeoutScope(self._pick(seconds, "seconds"), raising=False)
 
     @property
     def remaining(self) -> float | None:
@@ -252,6 +259,13 @@ class TimeoutManager:
             TimeoutError: If the last attempt timed out too.
             ConfigurationError: If ``timeouts`` is empty or holds a negative value.
         """
+        require_callable("operation", operation)
+        if on_timeout is not None:
+            require_callable("on_timeout", on_timeout)
+        if isinstance(timeouts, str | bytes) or not isinstance(timeouts, Iterable):
+            raise ConfigurationTypeError(
+                f"timeouts must be a sequence of seconds, got {timeouts!r}"
+            )
         steps = [float(require_non_negative(f"timeouts[{i}]", t)) for i, t in enumerate(timeouts)]
         if not steps:
             raise ConfigurationError("timeouts must hold at least one timeout")

@@ -1,0 +1,291 @@
+"""Where a limiter keeps its state: in the process (the default) or on Redis/Valkey.
+
+The in-process state is the limiters' own fields: no store object, no indirection, so the
+local classes pay nothing for the option. :class:`RedisStore` is the shared one: a
+``redis.asyncio`` client, a key prefix, and the scripts every shared object runs on it
+(loaded once, called by SHA, reloaded after ``NOSCRIPT`` by redis-py's ``register_script``).
+
+A lost connection is never silent: each call is bounded by the store's ``timeout``, an error
+is counted, and the shared object decides, by its failure policy, whether to refuse
+(fail closed) or to fall back on a local limiter (fail open). After an error the object
+backs off before it tries Redis again (0.05 s doubling up to 2 s), so a dead server is not
+hammered; the first call after the back-off that succeeds ends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal, final
+
+from mtaio.exceptions import (
+    ConfigurationError,
+    ConfigurationTypeError,
+    ResourceLimitError,
+    require_choice,
+    require_positive,
+    require_positive_int,
+)
+from mtaio.typing import connect_redis, redis_key
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis, RedisCluster
+
+__all__ = ("FailurePolicy", "RedisStore", "StoreUnavailable", "SharedState", "check_name")
+
+logger = logging.getLogger("mtaio.resources")
+
+FailurePolicy = Literal["fail_closed", "fail_open"]
+
+_BACKOFF_FIRST = 0.05
+_BACKOFF_MAX = 2.0
+
+
+class StoreUnavailable(Exception):
+    """The store could not answer (internal: turned into the object's failure policy)."""
+
+
+@final
+class RedisStore:
+    """Shared state on Redis or Valkey, for every limiter and breaker given ``store=``.
+
+    Example::
+
+        store = RedisStore("redis://localhost:6379/0", prefix="myapp")
+        limiter = RateLimiter(200, burst=20, store=store, name="payments")
+
+    Every object on the store names its state with ``name=``; its keys are
+    ``{prefix:name}:...`` (one hash tag per object, so its scripts run on Redis Cluster,
+    and different objects spread over the slots).
+
+    Args:
+        url_or_client: A ``redis://``, ``rediss://`` or ``unix://`` URL (the store then owns
+            the client and closes it in :meth:`close`), or an existing ``redis.asyncio``
+            client (``Redis``, ``RedisCluster``, a Sentinel ``master_for``), which the
+            caller keeps owning.
+        prefix: The first part of every key.
+        timeout: Seconds one call to Redis may take (connecting included); past it the
+            call counts as a store error.
+        **options: Passed to ``Redis.from_url`` for a URL.
+
+    Raises:
+        DependencyError: If redis-py is missing (``pip install "mtaio-resources[redis]"``).
+        ConfigurationError: On a URL of another scheme, an empty ``prefix``, a
+            non-positive ``timeout``.
+
+    .. versionadded:: 0.2
+    """
+
+    __slots__ = (
+        "_client",
+        "_errors",
+        "_noscript",
+        "_owns",
+        "_shas",
+        "errors",
+        "prefix",
+        "round_trips",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        url_or_client: str | Redis | RedisCluster,
+        *,
+        prefix: str = "mtaio",
+        timeout: float = 1.0,
+        **options: Any,
+    ) -> None:
+        given: object = prefix  # checked at run time, whatever the annotation says
+        if not isinstance(given, str) or not given or "{" in given or "}" in given:
+            raise ConfigurationTypeError(
+                f"prefix must be a non-empty string without braces, got {prefix!r}"
+            )
+        self.timeout = float(require_positive("timeout", timeout))
+        if math.isinf(self.timeout):
+            raise ConfigurationError("timeout must be finite, got inf")
+        # No socket_timeout by default: each call is bounded by `timeout` as a whole (one
+        # timer per call), where redis-py's socket timeouts would add a wait_for to every
+        # send and read, a fifth of the cost of a local round trip.
+        self._client = connect_redis(
+            url_or_client, extra="mtaio-resources[redis]", argument="url_or_client", **options
+        )
+        from redis.exceptions import NoScriptError, RedisError
+
+        self._noscript = NoScriptError
+        self._errors = (RedisError, OSError, TimeoutError)
+        self._owns = isinstance(url_or_client, str)
+        self.prefix = prefix
+        self._shas: dict[str, str] = {}
+        #: Calls made to Redis (answered or not).
+        self.round_trips = 0
+        #: Calls that failed (connection lost, timeout, error reply).
+        self.errors = 0
+
+    def __repr__(self) -> str:
+        return f"RedisStore(prefix={self.prefix!r}, round_trips={self.round_trips})"
+
+    @property
+    def client(self) -> Redis | RedisCluster:
+        """The ``redis.asyncio`` client."""
+        return self._client
+
+    def key(self, name: str, *parts: str) -> str:
+        """The key of one part of the state of the object called ``name``."""
+        return redis_key(self.prefix, name, *parts)
+
+    def _sha(self, source: str) -> str:
+        sha = self._shas.get(source)
+        if sha is None:
+            sha = self._shas[source] = hashlib.sha1(source.encode()).hexdigest()
+        return sha
+
+    async def run(self, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run a script by SHA (EVALSHA), loading it once after ``NOSCRIPT``, within ``timeout``.
+
+        This is what redis-py's ``register_script`` does, one layer less deep: the call sits
+        on every grant's path.
+
+        Raises:
+            StoreUnavailable: If Redis did not answer in time or answered with an error.
+        """
+        sha = self._sha(source)
+        execute = self._client.execute_command
+        self.round_trips += 1
+        try:
+            async with asyncio.timeout(self.timeout):
+                try:
+                    return await execute("EVALSHA", sha, len(keys), *keys, *args)
+                except self._noscript:
+                    # a restarted server, a SCRIPT FLUSH, another node of a cluster
+                    await self._client.script_load(source)
+                    return await execute("EVALSHA", sha, len(keys), *keys, *args)
+        except self._errors as error:
+            self.errors += 1
+            raise StoreUnavailable(f"redis: {error!r}") from error
+
+    async def command(self, *args: Any, limit: float | None = None) -> Any:
+        """Run one plain command within ``limit`` seconds (the store's timeout by default).
+
+        Raises:
+            StoreUnavailable: If Redis did not answer in time or answered with an error.
+        """
+        self.round_trips += 1
+        try:
+            async with asyncio.timeout(self.timeout if limit is None else limit):
+                return await self._client.execute_command(*args)
+        except self._errors as error:
+            self.errors += 1
+            raise StoreUnavailable(f"redis: {error!r}") from error
+
+    async def close(self) -> None:
+        """Close the client if the store made it from a URL (idempotent)."""
+        if self._owns:
+            self._owns = False
+            await self._client.aclose()
+
+    async def __aenter__(self) -> RedisStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def check_store(store: object) -> RedisStore:
+    """Check the ``store`` argument of a shared object."""
+    if not isinstance(store, RedisStore):
+        raise ConfigurationTypeError(f"store must be a RedisStore or None, got {store!r}")
+    return store
+
+
+def check_name(name: object, store: object) -> str | None:
+    """Check ``name``: required (a non-empty string without braces) on a shared store."""
+    if name is None:
+        if store is not None:
+            raise ConfigurationError(
+                "name is required on a shared store: it identifies the state every process "
+                'shares (name="payments")'
+            )
+        return None
+    if not isinstance(name, str) or not name:
+        raise ConfigurationTypeError(f"name must be a non-empty string, got {name!r}")
+    if "{" in name or "}" in name:
+        raise ConfigurationError(f"name must not contain braces (a hash tag), got {name!r}")
+    return name
+
+
+@final
+class SharedState:
+    """What every shared object keeps: the store, its name, its failure policy, back-off.
+
+    Args:
+        store: The store.
+        name: The object's name.
+        on_store_error: ``"fail_closed"`` or ``"fail_open"``.
+        expected_replicas: The processes sharing the object (for the fail-open share).
+    """
+
+    __slots__ = (
+        "_backoff",
+        "_retry_at",
+        "expected_replicas",
+        "fallbacks",
+        "name",
+        "policy",
+        "store",
+        "store_errors",
+    )
+
+    def __init__(
+        self,
+        store: object,
+        name: object,
+        on_store_error: object,
+        expected_replicas: object,
+    ) -> None:
+        self.store = check_store(store)
+        checked = check_name(name, store)
+        assert checked is not None
+        self.name = checked
+        self.policy: FailurePolicy = require_choice(
+            "on_store_error", on_store_error, ("fail_closed", "fail_open")
+        )
+        self.expected_replicas = require_positive_int(
+            "expected_replicas",
+            expected_replicas,  # type: ignore[arg-type]
+        )
+        self._backoff = 0.0
+        self._retry_at = -math.inf
+        self.store_errors = 0
+        self.fallbacks = 0
+
+    def reachable(self, now: float) -> bool:
+        """Whether to try Redis now (``False`` while backing off after an error)."""
+        return now >= self._retry_at
+
+    def succeeded(self) -> None:
+        """Note an answer: the back-off ends."""
+        if self._backoff:
+            logger.info("%r: the store answers again", self.name)
+            self._backoff = 0.0
+            self._retry_at = -math.inf
+
+    def failed(self, now: float, error: BaseException | None) -> None:
+        """Note an error: back off before the next try."""
+        self.store_errors += 1
+        first = not self._backoff
+        self._backoff = _BACKOFF_FIRST if first else min(_BACKOFF_MAX, self._backoff * 2)
+        self._retry_at = now + self._backoff
+        if first:
+            logger.warning("%r: store unavailable (%s); %s", self.name, error, self.policy)
+
+    def refuse(self, what: str, error: BaseException | None) -> ResourceLimitError:
+        """The error a fail-closed object raises when the store cannot answer."""
+        exc = ResourceLimitError(
+            f"{what} {self.name!r}: the store is unavailable, failing closed ({error})"
+        )
+        exc.__cause__ = error
+        return exc
