@@ -115,8 +115,10 @@ class _FreqNode:
         self.next: Any = self
 
 
-def _new_bucket() -> _Entry:
-    sentinel = _Entry(None, None, None)
+def _new_bucket(second: int | None = None) -> _Entry:
+    # A bucket's sentinel keeps its second in ``expires`` (the default list's is None), so
+    # whoever empties a bucket can find and drop it (see TTLCache._drop_bucket).
+    sentinel = _Entry(None, None, second)
     sentinel.wprev = sentinel.wnext = sentinel
     return sentinel
 
@@ -553,6 +555,8 @@ class TTLCache(Generic[T]):
                         nxt = entry.wnext
                         prev.wnext = nxt
                         nxt.wprev = prev
+                        if prev is nxt and prev.expires is not None:
+                            self._drop_bucket(prev)
                     if victim_expires is not None and victim_expires <= now:
                         self._expirations += 1
                         reason = _EXPIRED
@@ -901,6 +905,8 @@ class TTLCache(Generic[T]):
                     nxt = entry.wnext
                     prev.wnext = nxt
                     nxt.wprev = prev
+                    if prev is nxt and prev.expires is not None:
+                        self._drop_bucket(prev)
                 entry.expires = expires
                 if expires is not None:
                     self._link_expiry(entry, uniform)
@@ -927,6 +933,8 @@ class TTLCache(Generic[T]):
                 nxt = victim.wnext
                 prev.wnext = nxt
                 nxt.wprev = prev
+                if prev is nxt and prev.expires is not None:
+                    self._drop_bucket(prev)
             if victim_expires is not None and victim_expires <= now:
                 self._expirations += 1
                 reason = _EXPIRED
@@ -1024,7 +1032,7 @@ class TTLCache(Generic[T]):
             second = _floor(entry.expires)  # type: ignore[arg-type]
             found = self._buckets.get(second)
             if found is None:
-                found = self._buckets[second] = _new_bucket()
+                found = self._buckets[second] = _new_bucket(second)
                 _heappush(self._heap, second)
             bucket = found
         last = bucket.wprev
@@ -1033,15 +1041,33 @@ class TTLCache(Generic[T]):
         entry.wnext = bucket
         bucket.wprev = entry
 
-    @staticmethod
-    def _wheel_remove(entry: _Entry) -> None:
-        # An emptied bucket stays in _buckets until the cleanup pops its second: deleting
-        # it here would leave its second in the heap, pushed again on every refill.
+    def _wheel_remove(self, entry: _Entry) -> None:
         prev = entry.wprev
         nxt = entry.wnext
         prev.wnext = nxt
         nxt.wprev = prev
         entry.wprev = entry.wnext = None
+        if prev is nxt and prev.expires is not None:
+            self._drop_bucket(prev)
+
+    def _drop_bucket(self, sentinel: _Entry) -> None:
+        """Forget a bucket its last entry just left, so memory follows the live entries.
+
+        A circular list whose neighbours are one node holds only its sentinel. Without
+        this, a key rewritten with ever new expiry seconds would leave one empty bucket
+        (and one heap slot) per second until that second passed: a remote ``SET k v EX n``
+        loop could grow the process without bound. The bucket's second stays in the heap
+        (removing it is O(n)); the purge skips seconds that have no bucket, and the heap is
+        rebuilt from the live buckets once stale seconds outnumber them, which keeps it
+        within twice the live buckets at amortised O(1) per removal.
+        """
+        buckets = self._buckets
+        second = sentinel.expires
+        if buckets.get(second) is sentinel:  # type: ignore[arg-type]
+            del buckets[second]  # type: ignore[arg-type]
+            heap = self._heap
+            if len(heap) > 2 * len(buckets) + 64:
+                heap[:] = sorted(buckets)  # a sorted list is a heap
 
     def _purge(self, now: float, removed: list[_Removal], *, exact: bool) -> int:
         """Drop expired entries and return how many.
@@ -1072,7 +1098,9 @@ class TTLCache(Generic[T]):
         entry.wprev = dlist
         dlist.wnext = entry
         while heap and heap[0] < current:
-            bucket = buckets.pop(_heappop(heap))
+            bucket = buckets.pop(_heappop(heap), None)
+            if bucket is None:  # dropped when it emptied (see _drop_bucket)
+                continue
             entry = bucket.wnext
             while entry is not bucket:
                 nxt = entry.wnext
@@ -1084,7 +1112,7 @@ class TTLCache(Generic[T]):
                     removed.append((entry.key, entry.value, _EXPIRED))
                 count += 1
                 entry = nxt
-        if exact and heap and heap[0] == current:
+        if exact and heap and heap[0] == current and current in buckets:
             bucket = buckets[current]
             entry = bucket.wnext
             while entry is not bucket:
