@@ -8,9 +8,11 @@ from importlib.metadata import version as _version
 
 from mtaio.typing import publish_module as _publish_module
 
+from ._cached import CachedFunction as CachedFunction
 from ._cached import cached as cached
 from ._policies import EvictionPolicy as EvictionPolicy
 from ._policies import EvictionReason as EvictionReason
+from ._protocol import AsyncCache as AsyncCache
 from ._stats import CacheStats as CacheStats
 from ._ttl import CacheTransaction as CacheTransaction
 from ._ttl import TTLCache as TTLCache
@@ -37,6 +39,8 @@ from ._serial import SignedPickleSerializer as SignedPickleSerializer
 __version__: str = _version("mtaio-cache")
 
 __all__ = (
+    # the protocol every cache implements
+    "AsyncCache",
     # local cache
     "TTLCache",
     "TTLLRUCache",
@@ -47,6 +51,7 @@ __all__ = (
     "CacheStats",
     "CacheTransaction",
     "cached",
+    "CachedFunction",
     # distributed cache
     "DistributedCache",
     "DistributedCacheStats",

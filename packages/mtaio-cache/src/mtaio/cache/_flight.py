@@ -14,11 +14,23 @@ from typing import Any, TypeVar
 
 from mtaio.exceptions import CacheError
 
-__all__ = ("Flight", "SingleFlight")
+__all__ = ("Flight", "SingleFlight", "Uncached")
 
 T = TypeVar("T")
 
 _get_running_loop = asyncio.get_running_loop
+
+
+class Uncached(Exception):
+    """Raised by a load whose result must be returned but not stored (``cached(condition=)``).
+
+    A load that raises stores nothing and its exception reaches every caller waiting on
+    it, so the value travels to all of them; a cache does not count it as a load error.
+    """
+
+    def __init__(self, value: Any) -> None:
+        super().__init__("result not to be cached")
+        self.value = value
 
 
 class Flight:

@@ -33,7 +33,7 @@ from mtaio.exceptions import (
 )
 from mtaio.typing import Clock
 
-from ._flight import SingleFlight
+from ._flight import SingleFlight, Uncached
 from ._listeners import Listener, Removal, await_all, call_listeners, close_all, logger
 from ._policies import (
     EvictionPolicy,
@@ -73,6 +73,23 @@ _MISSING = MISSING
 _unhashable = unhashable
 _Entry = Entry
 _Removal = Removal
+
+
+def _check_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(tags, str):
+        raise ConfigurationTypeError(
+            f"tags must be an iterable of strings, not one string, got {tags!r}"
+        )
+    try:
+        out = tuple(tags)
+    except TypeError:
+        raise ConfigurationTypeError(
+            f"tags must be an iterable of strings, got {type(tags).__name__}"
+        ) from None
+    for tag in out:
+        if not isinstance(tag, str):
+            raise ConfigurationTypeError(f"tags must be strings, got {tag!r}")
+    return out
 
 
 def _timer_fired(ref: weakref.ref[TTLCache[Any]]) -> None:
@@ -127,6 +144,7 @@ class TTLCache(Generic[T]):
         "__weakref__",
         "_cleanup_interval",
         "_clock",
+        "_coalesced",
         "_data",
         "_default_ttl",
         "_dlist",
@@ -147,6 +165,8 @@ class TTLCache(Generic[T]):
         "_misses",
         "_notify",
         "_policy",
+        "_tag_keys",
+        "_tagged",
         "_tasks",
         "_timer",
         "_timer_due",
@@ -205,7 +225,12 @@ class TTLCache(Generic[T]):
         # _ensure_timer): -inf makes the first write check.
         self._timer_due = -math.inf
         self._hits = self._misses = self._evictions = self._expirations = 0
-        self._loads = self._load_errors = 0
+        self._loads = self._load_errors = self._coalesced = 0
+        # Tags: key -> its tags, and tag -> its keys. Both stay empty (and every hot path
+        # pays one emptiness test) until a write gives tags; an entry leaving drops its key
+        # from both, so the index never outgrows the live tagged entries.
+        self._tagged: dict[Hashable, tuple[str, ...]] = {}
+        self._tag_keys: dict[str, set[Hashable]] = {}
         if on_evicted is not None:
             self._listeners.append(Listener(require_callable("on_evicted", on_evicted), True))
         if on_removed is not None:
@@ -404,6 +429,17 @@ class TTLCache(Generic[T]):
             return list(self._data)
         return lfu_keys(self._freq_root)
 
+    def items(self) -> list[tuple[Hashable, T]]:
+        """Return ``(key, value)`` pairs of the live entries, synchronously, as a snapshot.
+
+        In the order of :meth:`keys`; nothing is counted as a hit or a use.
+
+        Returns:
+            A new list of pairs.
+        """
+        data = self._data
+        return [(key, data[key].value) for key in self.keys()]
+
     def __iter__(self) -> Iterator[Hashable]:
         """Iterate over a snapshot of the live keys (see :meth:`keys`)."""
         return iter(self.keys())
@@ -434,7 +470,9 @@ class TTLCache(Generic[T]):
 
     # ------------------------------------------------------------------ writing
 
-    async def set(self, key: Hashable, value: T, ttl: float | None = None) -> None:
+    async def set(
+        self, key: Hashable, value: T, ttl: float | None = None, *, tags: Iterable[str] = ()
+    ) -> None:
         """Store ``value`` under ``key``.
 
         Args:
@@ -442,13 +480,20 @@ class TTLCache(Generic[T]):
             value: The value.
             ttl: Seconds it lives; ``None`` uses ``default_ttl``; ``math.inf`` never
                 expires. A ttl of zero or less is an error, never "the default".
+            tags: Groups the entry belongs to: :meth:`invalidate_tags` removes every entry
+                of a group. They replace the tags of the value overwritten.
 
         Raises:
             ConfigurationError: If ``ttl`` is not positive.
-            ConfigurationTypeError: If ``ttl`` is not a number or ``key`` is not hashable.
+            ConfigurationTypeError: If ``ttl`` is not a number, ``key`` is not hashable or
+                a tag is not a string.
         """
         data = self._data
-        if ttl is not None or self._jitter or self._lfu:
+        if tags:
+            tag_tuple = _check_tags(tags)
+            removed = self._store(key, value, ttl)
+            self._tag(key, tag_tuple)
+        elif ttl is not None or self._jitter or self._lfu:
             removed = self._store(key, value, ttl)
         else:
             # The hot path, inlined (LRU/FIFO, default ttl); _store is the general case and
@@ -485,6 +530,8 @@ class TTLCache(Generic[T]):
                         reason = _CAPACITY
                     if self._notify:
                         removed = [(entry.key, entry.value, reason)]
+                    if self._tagged:
+                        self._untag(entry.key)
                     # the victim is recycled as the new entry (see _store)
                 else:
                     entry = _new_object(_Entry)
@@ -504,17 +551,23 @@ class TTLCache(Generic[T]):
         if removed is not None:
             await self._dispatch(removed)
 
-    async def set_many(self, items: Mapping[Hashable, T], ttl: float | None = None) -> None:
-        """Store every item of ``items`` (all with the same ``ttl``).
+    async def set_many(
+        self, items: Mapping[Hashable, T], ttl: float | None = None, *, tags: Iterable[str] = ()
+    ) -> None:
+        """Store every item of ``items`` (all with the same ``ttl`` and ``tags``).
 
         Args:
             items: Keys and values.
             ttl: As for :meth:`set`.
+            tags: As for :meth:`set`.
         """
         self._check_ttl(ttl)
+        tag_tuple = _check_tags(tags) if tags else ()
         removed: list[_Removal] = []
         for key, value in items.items():
             out = self._store(key, value, ttl)
+            if tag_tuple:
+                self._tag(key, tag_tuple)
             if out is not None:
                 removed += out
         if removed:
@@ -556,6 +609,34 @@ class TTLCache(Generic[T]):
         """Remove every entry (listeners hear ``CLEARED`` for each live one)."""
         removed: list[_Removal] = []
         self._clear(removed)
+        if removed:
+            await self._dispatch(removed)
+
+    async def invalidate_tags(self, *tags: str) -> None:
+        """Remove every entry written with any of ``tags`` (listeners hear ``DELETED``).
+
+        Example:
+            >>> async def demo(cache: TTLCache[str]) -> None:
+            ...     await cache.set("user:7:name", "Ada", tags=("user:7",))
+            ...     await cache.invalidate_tags("user:7")
+
+        Args:
+            tags: Tag names.
+
+        Raises:
+            ConfigurationTypeError: If a tag is not a string.
+        """
+        _check_tags(tags)
+        keys: list[Hashable] = []
+        for tag in tags:
+            members = self._tag_keys.get(tag)
+            if members:
+                keys += members
+        if not keys:
+            return
+        removed: list[_Removal] = []
+        for key in keys:
+            self._delete(key, removed)
         if removed:
             await self._dispatch(removed)
 
@@ -648,10 +729,12 @@ class TTLCache(Generic[T]):
             removed = self._expire_entry(entry)
             if removed is not None:
                 await self._dispatch(removed)
-        self._misses += 1
         flight = self._inflight.get(key)
         if flight is None:
+            self._misses += 1
             flight = self._flights.start(key, self._load(key, factory, ttl))
+        else:
+            self._coalesced += 1  # a miss that waits on another caller's load
         result: T = await self._flights.wait(key, flight)
         return result
 
@@ -706,6 +789,7 @@ class TTLCache(Generic[T]):
             items=len(self._data),
             loads=self._loads,
             load_errors=self._load_errors,
+            coalesced=self._coalesced,
             max_size=self._max_size,
         )
 
@@ -714,7 +798,7 @@ class TTLCache(Generic[T]):
     def reset_stats(self) -> None:
         """Set the hit, miss, eviction, expiration and load counters back to zero."""
         self._hits = self._misses = self._evictions = self._expirations = 0
-        self._loads = self._load_errors = 0
+        self._loads = self._load_errors = self._coalesced = 0
 
     async def close(self) -> None:
         """Stop the background cleanup and cancel loads and listener tasks still running.
@@ -807,6 +891,8 @@ class TTLCache(Generic[T]):
             if old is None or old > now:
                 if self._notify:
                     removed = [(key, entry.value, _REPLACED)]
+                if self._tagged:
+                    self._untag(key)
                 entry.value = value
                 if old is not None:
                     prev = entry.wprev
@@ -853,6 +939,8 @@ class TTLCache(Generic[T]):
                 if removed is None:
                     removed = []
                 removed.append((victim.key, victim.value, reason))
+            if self._tagged:
+                self._untag(victim.key)
             # Recycle the victim as the new entry: nothing else refers to it, and reusing
             # it saves an allocation and a deallocation on every write to a full cache.
             entry = victim
@@ -882,6 +970,8 @@ class TTLCache(Generic[T]):
     def _unlink(self, entry: _Entry) -> None:
         """Remove ``entry`` from every structure."""
         del self._data[entry.key]
+        if self._tagged:
+            self._untag(entry.key)
         if entry.expires is not None:
             self._wheel.remove(entry)
         if self._lfu:
@@ -913,6 +1003,8 @@ class TTLCache(Generic[T]):
                 if expires is None or expires > now:
                     removed.append((key, entry.value, _CLEARED))
         data.clear()
+        self._tagged.clear()
+        self._tag_keys.clear()
         self._wheel.clear()
         root = self._freq_root
         root.prev = root.next = root
@@ -924,8 +1016,11 @@ class TTLCache(Generic[T]):
         data = self._data
         lfu = self._lfu
         notify = self._notify
+        tagged = self._tagged
         for entry in expired:
             del data[entry.key]
+            if tagged:
+                self._untag(entry.key)
             if lfu:
                 lfu_remove(entry)  # type: ignore[arg-type]
             if notify:
@@ -933,6 +1028,31 @@ class TTLCache(Generic[T]):
         count = len(expired)
         self._expirations += count
         return count
+
+    # --- tags
+
+    def _tag(self, key: Hashable, tags: tuple[str, ...]) -> None:
+        """Index a just-stored ``key`` under ``tags`` (the store dropped its old tags)."""
+        self._tagged[key] = tags
+        index = self._tag_keys
+        for tag in tags:
+            members = index.get(tag)
+            if members is None:
+                index[tag] = {key}
+            else:
+                members.add(key)
+
+    def _untag(self, key: Hashable) -> None:
+        """Drop ``key`` from the tag index, and each tag left with no key."""
+        tags = self._tagged.pop(key, None)
+        if tags is None:
+            return
+        index = self._tag_keys
+        for tag in tags:
+            members = index[tag]
+            members.discard(key)
+            if not members:
+                del index[tag]
 
     # --- loads
 
@@ -947,7 +1067,7 @@ class TTLCache(Generic[T]):
         try:
             result = factory()
             value: T = await result if inspect.isawaitable(result) else result
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, Uncached):
             finish(key)
             raise
         except BaseException:
