@@ -311,8 +311,7 @@ def cached(
     """
     if not isinstance(cache, AsyncCache):
         raise ConfigurationTypeError(
-            f"cache must implement AsyncCache (get, set, delete, get_or_set, ...), "
-            f"got {cache!r}"
+            f"cache must implement AsyncCache (get, set, delete, get_or_set, ...), got {cache!r}"
         )
     if ttl is not None:
         require_positive("ttl", ttl)
