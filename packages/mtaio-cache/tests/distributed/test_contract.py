@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import pickle
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +20,7 @@ from mtaio.cache import (
     DistributedCache,
     SignedPickleSerializer,
 )
-from mtaio.cache._serial import KIND_VALUE, pack_envelope, unpack_envelope
+from mtaio.cache._envelope import KIND_VALUE, pack_envelope, unpack_envelope
 
 KEY = b"0123456789abcdef0123456789abcdef"
 RAN: list[str] = []
@@ -28,6 +29,11 @@ RAN: list[str] = []
 class Planted:
     def __reduce__(self) -> tuple[Any, ...]:
         return (RAN.append, ("pwned",))
+
+
+def now_version() -> int:
+    """A version from the current wall clock, as a writer in sync would make it."""
+    return int(time.time() * 1000) << 16
 
 
 def make(cluster: Any, **kw: Any) -> DistributedCache[Any]:
@@ -176,7 +182,7 @@ async def test_planted_pickle_is_never_executed(
     planted = pickle.dumps(Planted())
     for c in raw_clients:
         await c.set(b"mtaio:evil", planted)
-        await c.set(b"mtaio:evil2", pack_envelope(KIND_VALUE, 1 << 60, 1, 0, planted))
+        await c.set(b"mtaio:evil2", pack_envelope(KIND_VALUE, now_version(), 1, 0, planted))
     async with make(cluster) as cache:
         with pytest.raises(CacheSerializationError):
             await cache.get("evil")
@@ -281,7 +287,7 @@ async def test_resync_fills_missing_older_and_garbage_copies_only(
         for c in raw_clients[1:]:
             await c.set(b"mtaio:foreign", b"someone else's bytes")
             # a copy already past its expiry is not worth copying
-            await c.set(b"mtaio:expired", pack_envelope(KIND_VALUE, 1 << 60, 1, 1000, b"0"))
+            await c.set(b"mtaio:expired", pack_envelope(KIND_VALUE, now_version(), 1, 1000, b"0"))
         same_before = await raw_get(raw, b"mtaio:same")
         await cache._resync(target)
         await asyncio.sleep(0.05)

@@ -13,7 +13,6 @@ from redis.exceptions import ResponseError
 
 from mtaio.cache import CacheNode
 from mtaio.cache._cli import _serve, main
-from mtaio.cache._node import _glob
 from mtaio.exceptions import CacheError, ConfigurationError, ConfigurationTypeError
 from mtaio.typing import ManualClock
 
@@ -150,14 +149,6 @@ async def test_scan_walks_a_snapshot_with_match_and_count(client: aioredis.Redis
     assert [k async for k in client.scan_iter(match=r"n\?:*")] == [b"n?:literal"]
     assert sorted([k async for k in client.scan_iter(match="ns:[12]")]) == [b"ns:1", b"ns:2"]
     assert len([k async for k in client.scan_iter(match="ns:[^1]", count=100)]) == 9
-
-
-def test_glob_translation() -> None:
-    assert _glob(b"a*b").fullmatch(b"a--b")
-    assert _glob(b"a?").fullmatch(b"ax") and not _glob(b"a?").fullmatch(b"axy")
-    assert _glob(b"[!a]x").fullmatch(b"bx") and not _glob(b"[!a]x").fullmatch(b"ax")
-    assert _glob(b"x[").fullmatch(b"x[")
-    assert _glob(b"\\*").fullmatch(b"*") and not _glob(b"\\*").fullmatch(b"a")
 
 
 async def test_password_is_required_and_checked(clock: ManualClock) -> None:

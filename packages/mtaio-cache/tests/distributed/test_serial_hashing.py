@@ -12,8 +12,8 @@ from mtaio.cache import (
     Serializer,
     SignedPickleSerializer,
 )
+from mtaio.cache._envelope import KIND_VALUE, pack_envelope, unpack_envelope
 from mtaio.cache._hashing import HashRing
-from mtaio.cache._serial import KIND_VALUE, pack_envelope, unpack_envelope
 from mtaio.exceptions import ConfigurationError, ConfigurationTypeError
 
 KEY = b"k" * 32

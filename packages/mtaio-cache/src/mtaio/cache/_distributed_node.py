@@ -16,6 +16,18 @@ small ones.
 Futures are always resolved with a value, never an exception: a failed command resolves to a
 :class:`Failure`. Replica writes beyond the write quorum are not awaited by anyone, and a
 future holding an exception nobody retrieves would be logged as an error at collection.
+
+Time bound: a batch that fails (timeout or lost connection) fails every command queued behind
+it at once, instead of leaving them to start a batch of their own on the same sick node. So
+a command waits at most ``timeout`` for its node, however many were in flight before it (not
+up to twice that, as when a queued command first waited out the in-flight batch's timeout).
+
+Readability: a node whose connection failed may have restarted empty, or missed writes while
+it was unreachable. From its first failure until the owner has resynchronised it
+(:meth:`NodeLink.mark_readable`), the node still takes writes but its read replies are not
+trusted: a command submitted with :meth:`NodeLink.submit_read` resolves to a
+:class:`Failure` instead of the reply, checked when the reply arrives, so a read queued
+before the failure and answered by the restarted node never returns its empty answer.
 """
 
 from __future__ import annotations
@@ -46,6 +58,8 @@ class NodeStats:
 
     Attributes:
         up: Whether the node is currently considered healthy.
+        readable: Whether its reads are trusted (False from a failure until the node is
+            resynchronised: it may have restarted empty).
         ops: Commands sent to the node.
         round_trips: Batches sent (``ops / round_trips`` is the pipelining factor).
         errors: Batches that failed with a connection or protocol error.
@@ -58,6 +72,7 @@ class NodeStats:
     """
 
     up: bool
+    readable: bool
     ops: int
     round_trips: int
     errors: int
@@ -92,8 +107,13 @@ class Failure:
         self.error = error
         self.transport = transport
 
+    def __repr__(self) -> str:
+        return f"<Failure {self.error}>"
+
 
 Command = tuple[Any, ...]
+# A queued command: the command, its future, and whether it is a read (see submit_read).
+_Queued = tuple[Command, "asyncio.Future[Any]", bool]
 
 
 @final
@@ -108,16 +128,26 @@ class NodeLink:
         on_down: Called once when the node is marked down.
         on_recovered: Called when a batch succeeds after failures (a reconnect).
         track: Registers a task with the owner so ``close()`` can cancel it.
+        on_unreadable: Called when a failure makes the node unreadable (``gate_reads``), so
+            the owner can make sure it is probed even if nothing else is sent to it.
+        gate_reads: Whether a failure makes the node unreadable until :meth:`mark_readable`
+            (an owner that resynchronises recovering nodes); otherwise it stays readable.
+            Such an owner has other replicas to read from, so a batch still unanswered at
+            half the timeout also releases its reads (and those queued behind it) with a
+            :class:`Failure`: the caller falls over while there is time left to.
     """
 
     __slots__ = (
         "_armed",
+        "_batch",
         "_conns",
         "_failures",
+        "_gate_reads",
         "_inflight",
         "_loop",
         "_on_down",
         "_on_recovered",
+        "_on_unreadable",
         "_pending",
         "_pool",
         "_threshold",
@@ -130,6 +160,7 @@ class NodeLink:
         "latency_max",
         "latency_total",
         "name",
+        "readable",
         "timeouts",
         "up",
     )
@@ -144,6 +175,8 @@ class NodeLink:
         on_down: Callable[[NodeLink], None],
         on_recovered: Callable[[NodeLink], None],
         track: Callable[[asyncio.Task[Any]], None],
+        on_unreadable: Callable[[NodeLink], None] | None = None,
+        gate_reads: bool = False,
     ) -> None:
         self.name = name
         self._pool = pool
@@ -152,13 +185,17 @@ class NodeLink:
         self._on_down = on_down
         self._on_recovered = on_recovered
         self._track = track
-        self._pending: list[tuple[Command, asyncio.Future[Any]]] = []
+        self._gate_reads = gate_reads
+        self._on_unreadable = on_unreadable
+        self._pending: list[_Queued] = []
+        self._batch: list[_Queued] = []
         self._conns: list[AbstractConnection] = []
         self._armed = False
         self._inflight = 0
         self._failures = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self.up = True
+        self.readable = True
         self.commands = 0
         self.batches = 0
         self.errors = 0
@@ -176,7 +213,22 @@ class NodeLink:
         if loop is not self._loop:
             self._bind(loop)
         fut = loop.create_future()
-        self._pending.append((command, fut))
+        self._pending.append((command, fut, False))
+        if not self._armed and not self._inflight:
+            self._arm(loop)
+        return fut
+
+    def submit_read(self, command: Command) -> asyncio.Future[Any]:
+        """Queue a read whose reply counts only if the node is still readable when it comes.
+
+        The future resolves to the reply, or to a :class:`Failure` (not a transport one)
+        when the node failed after the read was queued and is not resynchronised yet.
+        """
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._bind(loop)
+        fut = loop.create_future()
+        self._pending.append((command, fut, True))
         if not self._armed and not self._inflight:
             self._arm(loop)
         return fut
@@ -211,19 +263,26 @@ class NodeLink:
         conn = self._conns.pop() if self._conns else self._pool.make_connection()  # type: ignore[no-untyped-call]
         done = 0
         start = time.perf_counter()
+        slow = None
+        if self._gate_reads:
+            self._batch = batch
+            assert self._loop is not None
+            slow = self._loop.call_later(self._timeout / 2, self._release_reads)
         try:
             async with asyncio.timeout(self._timeout):
                 if not conn.is_connected:
                     await conn.connect()
                 await conn.send_packed_command(
-                    conn.pack_commands([c for c, _ in batch]), check_health=False
+                    conn.pack_commands([c for c, _, _ in batch]), check_health=False
                 )
-                for _, fut in batch:
+                for _, fut, read in batch:
                     try:
                         reply = await conn.read_response()
                     except _response_error() as exc:
                         reply = Failure(CacheError(f"{self.name} replied: {exc}"), transport=False)
                     done += 1
+                    if read and not self.readable:
+                        reply = self._unreadable()
                     if not fut.done():
                         fut.set_result(reply)
         except asyncio.CancelledError:
@@ -259,18 +318,50 @@ class NodeLink:
                 if self.up:
                     self._on_recovered(self)
         finally:
+            if slow is not None:
+                slow.cancel()
+                self._batch = []
             self._inflight -= 1
             if self._pending and not self._armed and self._loop is not None:
                 self._arm(self._loop)
 
+    def _release_reads(self) -> None:
+        """Half the timeout passed without the batch's answer: let its reads fall over."""
+        failure = Failure(
+            CacheTimeoutError(
+                f"cache node {self.name} did not answer a read within {self._timeout / 2} s",
+                timeout=self._timeout / 2,
+            ),
+            transport=False,
+        )
+        for queue in (self._batch, self._pending):
+            for _, fut, read in queue:
+                if read and not fut.done():
+                    fut.set_result(failure)
+
+    def _unreadable(self) -> Failure:
+        return Failure(
+            CacheConnectionError(f"cache node {self.name} is resynchronising after a failure"),
+            transport=False,
+        )
+
     async def _failed(
         self,
-        batch: list[tuple[Command, asyncio.Future[Any]]],
+        batch: list[_Queued],
         done: int,
         conn: AbstractConnection,
         error: CacheConnectionError,
     ) -> None:
+        if self._gate_reads:
+            self.readable = False
+            if self._on_unreadable is not None:
+                self._on_unreadable(self)
         self._fail(batch, done, error)
+        # What queued up behind the failed batch has waited for this node long enough: fail
+        # it now (its callers fall over to another replica) rather than give it a timeout
+        # of its own on the same sick node.
+        pending, self._pending = self._pending, []
+        self._fail(pending, 0, error)
         # The connection may hold half a reply: close it; it reconnects on its next batch.
         await _drop(conn)
         self._conns.append(conn)
@@ -284,18 +375,34 @@ class NodeLink:
             self._on_down(self)
 
     @staticmethod
-    def _fail(
-        batch: list[tuple[Command, asyncio.Future[Any]]], done: int, error: CacheError
-    ) -> None:
+    def _fail(batch: list[_Queued], done: int, error: CacheError) -> None:
         failure = Failure(error, transport=True)
-        for _, fut in batch[done:]:
+        for _, fut, _ in batch[done:]:
             if not fut.done():
                 fut.set_result(failure)
 
+    @property
+    def pool(self) -> ConnectionPool:
+        """The redis-py pool this node's connections come from (Pub/Sub uses it too)."""
+        return self._pool
+
     def mark_up(self) -> None:
-        """Re-admit the node after a successful probe."""
+        """Re-admit the node after a successful probe (for writes; reads wait for a resync)."""
         self._failures = 0
         self.up = True
+
+    def mark_readable(self, since_errors: int) -> bool:
+        """Trust the node's reads again, unless it failed again since ``errors`` was read.
+
+        Args:
+            since_errors: The node's ``errors`` count when its resynchronisation started.
+
+        Returns:
+            Whether the node is readable now.
+        """
+        if self.up and self.errors == since_errors:
+            self.readable = True
+        return self.readable
 
     def fail_pending(self, error: CacheError) -> None:
         """Resolve every queued command with ``error`` (used by ``close()``)."""
@@ -313,6 +420,7 @@ class NodeLink:
         """Counters of this node (see :meth:`DistributedCache.stats`)."""
         return NodeStats(
             up=self.up,
+            readable=self.readable,
             ops=self.commands,
             round_trips=self.batches,
             errors=self.errors,

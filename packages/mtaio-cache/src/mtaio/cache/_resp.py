@@ -44,6 +44,7 @@ class RespParser:
         "_buf",
         "_bulk_len",
         "_error",
+        "_held",
         "_items",
         "_max_array",
         "_max_bulk",
@@ -69,6 +70,7 @@ class RespParser:
         self._error: RespProtocolError | None = None
         self._buf = bytearray()
         self._items: list[bytes] = []
+        self._held = 0  # bytes of the bulk strings in _items
         self._remaining = 0  # bulk strings still expected by the current array, 0 = between
         self._bulk_len = -1  # length of the bulk whose header was read, -1 = none
 
@@ -76,6 +78,28 @@ class RespParser:
     def buffered(self) -> int:
         """Bytes received but not yet consumed by a complete element."""
         return len(self._buf)
+
+    @property
+    def pending(self) -> int:
+        """Bytes held for the request not complete yet (buffered plus parsed arguments)."""
+        return len(self._buf) + self._held
+
+    @property
+    def partial(self) -> bool:
+        """Whether a request has started and is not complete yet."""
+        return self._remaining > 0 or bool(self._buf)
+
+    def set_limits(self, *, max_bulk: int, max_array: int, max_request: int) -> None:
+        """Change the caps for the requests still to come (e.g. once a client is trusted)."""
+        self._max_bulk = max_bulk
+        self._max_array = max_array
+        self._max_request = max_request
+
+    def release(self) -> None:
+        """Drop everything buffered (the connection is being closed)."""
+        self._buf = bytearray()
+        self._items = []
+        self._held = 0
 
     def feed(self, data: bytes) -> list[list[bytes]]:
         """Add received bytes and return every command they complete, in order.
@@ -117,6 +141,7 @@ class RespParser:
                         continue
                     self._remaining = count
                     self._items = []
+                    self._held = 0
                     self._request_bytes = 0
                 if self._bulk_len < 0:
                     if pos >= len(buf):
@@ -140,12 +165,14 @@ class RespParser:
                 if buf[end : end + 2] != _CRLF:
                     raise RespProtocolError("bulk string not terminated by CRLF")
                 self._items.append(bytes(buf[pos:end]))
+                self._held += self._bulk_len
                 pos = end + 2
                 self._bulk_len = -1
                 self._remaining -= 1
                 if self._remaining == 0:
                     commands.append(self._items)
                     self._items = []
+                    self._held = 0
         except RespProtocolError as exc:
             if not commands:
                 raise

@@ -2,7 +2,14 @@
 
 Security rule: bytes read from a node are only ever decoded by the serializer the user chose.
 The default is JSON; pickle is reachable only through :class:`SignedPickleSerializer`, which
-verifies an HMAC over the payload *before* unpickling and refuses anything unsigned or altered.
+verifies an HMAC *before* unpickling and refuses anything unsigned or altered. Under a
+:class:`~mtaio.cache.DistributedCache` the HMAC also covers the key (with its namespace) and
+the envelope header, so a signed value moved to another key, or replayed with another
+version or expiry, is refused too.
+
+Every decode failure surfaces as :class:`CacheSerializationError`, whatever the serializer
+raised (a deeply nested JSON document's ``RecursionError`` included): the cache treats such
+a replica as corrupt, skips it when another answers, and repairs it.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import hmac
 import json
 import pickle
 import struct
-from typing import Any, Final, Protocol, final, runtime_checkable
+from typing import Any, ClassVar, Final, Protocol, final, runtime_checkable
 
 from mtaio.exceptions import CacheError, ConfigurationError, ConfigurationTypeError
 
@@ -46,6 +53,27 @@ class Serializer(Protocol):
         ...
 
 
+def context_binding(serializer: object) -> bool:
+    """Whether ``serializer`` takes ``context=`` in ``dumps``/``loads`` to bind a MAC to it.
+
+    A serializer opts in with a class attribute ``binds_context = True``; its ``dumps`` and
+    ``loads`` then accept a keyword-only ``context: bytes`` (the key and the envelope header).
+    """
+    return getattr(serializer, "binds_context", False) is True
+
+
+def load_or_raise(serializer: Serializer, data: bytes) -> Any:
+    """``serializer.loads(data)``, any failure turned into :class:`CacheSerializationError`."""
+    try:
+        return serializer.loads(data)
+    except CacheSerializationError:
+        raise
+    except (Exception, RecursionError) as exc:
+        raise CacheSerializationError(
+            f"stored value could not be decoded ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
 @final
 class JsonSerializer:
     """JSON (UTF-8), the default: safe to decode, readable with ``redis-cli``.
@@ -72,6 +100,8 @@ class JsonSerializer:
             return json.loads(data)
         except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             raise CacheSerializationError(f"stored value is not valid JSON: {exc}") from exc
+        except RecursionError as exc:  # "[[[[...]]]]" nested deeper than the stack allows
+            raise CacheSerializationError("stored JSON value is nested too deeply") from exc
 
 
 @final
@@ -93,18 +123,22 @@ class RawSerializer:
         return data
 
 
-_PICKLE_MAGIC: Final = b"mtP1"
+_PICKLE_MAGIC: Final = b"mtP2"
 _DIGEST_SIZE: Final = 32
+_CONTEXT_LEN: Final = struct.Struct(">I")
 
 
 @final
 class SignedPickleSerializer:
     """Pickle, signed with HMAC-SHA256: any Python value, and only your own payloads decode.
 
-    Every payload carries an HMAC of its pickle made with ``key``; :meth:`loads` recomputes
-    it and refuses (without unpickling) anything unsigned, signed with another key, or altered.
-    Every process sharing the cache needs the same key; keep it secret, because whoever holds
-    it can make this process unpickle arbitrary data.
+    Every payload carries an HMAC made with ``key``; :meth:`loads` recomputes it and refuses
+    (without unpickling) anything unsigned, signed with another key, or altered. Under a
+    :class:`~mtaio.cache.DistributedCache` the HMAC covers the pickle *and* its place: the
+    key on the node (namespace included) and the envelope header (version, writer, expiry).
+    A signed value copied to another key or namespace, or replayed with another header, is
+    refused. Every process sharing the cache needs the same key; keep it secret, because
+    whoever holds it can make this process unpickle arbitrary data.
 
     Args:
         key: The shared secret, at least 16 bytes (``secrets.token_bytes(32)``).
@@ -112,6 +146,9 @@ class SignedPickleSerializer:
     """
 
     __slots__ = ("_key", "_protocol")
+
+    binds_context: ClassVar[bool] = True
+    """``dumps``/``loads`` take ``context=``: the cache binds each MAC to its key and header."""
 
     def __init__(self, key: bytes, *, protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
         if not isinstance(key, bytes):
@@ -121,75 +158,48 @@ class SignedPickleSerializer:
         self._key = key
         self._protocol = protocol
 
-    def _sign(self, data: bytes) -> bytes:
-        return hmac.new(self._key, data, hashlib.sha256).digest()
+    def _sign(self, context: bytes, data: bytes) -> bytes:
+        mac = hmac.new(self._key, _PICKLE_MAGIC, hashlib.sha256)
+        mac.update(_CONTEXT_LEN.pack(len(context)))
+        mac.update(context)
+        mac.update(data)
+        return mac.digest()
 
-    def dumps(self, value: Any) -> bytes:
-        """Pickle ``value`` and prepend a magic and the HMAC of the pickle."""
+    def dumps(self, value: Any, *, context: bytes = b"") -> bytes:
+        """Pickle ``value``; prepend a magic and the HMAC of ``context`` and the pickle.
+
+        Args:
+            value: Any picklable value.
+            context: Bytes the signature is bound to besides the pickle; :meth:`loads`
+                must be given the same. A DistributedCache passes the key and the header.
+        """
         try:
             data = pickle.dumps(value, protocol=self._protocol)
         except Exception as exc:
             raise CacheSerializationError(
                 f"cannot pickle a value of type {type(value).__name__}: {exc}"
             ) from exc
-        return _PICKLE_MAGIC + self._sign(data) + data
+        return _PICKLE_MAGIC + self._sign(context, data) + data
 
-    def loads(self, data: bytes) -> Any:
-        """Verify the signature, then unpickle; refuse unsigned or tampered payloads."""
+    def loads(self, data: bytes, *, context: bytes = b"") -> Any:
+        """Verify the signature over ``context`` and the pickle, then unpickle.
+
+        Raises:
+            CacheSerializationError: The payload is unsigned, signed with another key or
+                for another context (a moved or replayed value), altered, or does not
+                unpickle.
+        """
         head = len(_PICKLE_MAGIC) + _DIGEST_SIZE
         if len(data) < head or not data.startswith(_PICKLE_MAGIC):
             raise CacheSerializationError("refusing an unsigned payload (no mtaio signature)")
         mac = data[len(_PICKLE_MAGIC) : head]
         body = data[head:]
-        if not hmac.compare_digest(mac, self._sign(body)):
-            raise CacheSerializationError("refusing a payload whose signature does not verify")
-        return pickle.loads(body)  # authenticated above
-
-
-# The envelope every value is stored in on a node:
-#   magic "mt" | format 1 | kind (0 value, 1 tombstone) | version (u64) | writer (u32)
-#   | expires_at (u64, wall-clock ms, 0 = never) | payload
-# The version is a hybrid logical clock; (version, writer) orders writes totally, so replicas
-# that disagree resolve the same way in every client.
-_HEADER: Final = struct.Struct(">2sBBQIQ")
-HEADER_SIZE: Final = _HEADER.size
-_MAGIC: Final = b"mt"
-KIND_VALUE: Final = 0
-KIND_TOMBSTONE: Final = 1
-
-
-@final
-class Envelope:
-    """A decoded envelope header plus its (still encoded) payload."""
-
-    __slots__ = ("expires_at", "kind", "payload", "raw", "version", "writer")
-
-    def __init__(
-        self, kind: int, version: int, writer: int, expires_at: int, payload: bytes, raw: bytes
-    ) -> None:
-        self.kind = kind
-        self.version = version
-        self.writer = writer
-        self.expires_at = expires_at
-        self.payload = payload
-        self.raw = raw
-
-    @property
-    def order(self) -> tuple[int, int]:
-        """The total order of writes: newer compares greater."""
-        return (self.version, self.writer)
-
-
-def pack_envelope(kind: int, version: int, writer: int, expires_at: int, payload: bytes) -> bytes:
-    """Build the stored bytes of one version of a value."""
-    return _HEADER.pack(_MAGIC, 1, kind, version, writer, expires_at) + payload
-
-
-def unpack_envelope(raw: bytes) -> Envelope:
-    """Parse stored bytes; raise :class:`CacheSerializationError` when they are not ours."""
-    if len(raw) < HEADER_SIZE:
-        raise CacheSerializationError("stored value is not an mtaio envelope (too short)")
-    magic, fmt, kind, version, writer, expires_at = _HEADER.unpack_from(raw)
-    if magic != _MAGIC or fmt != 1 or kind not in (KIND_VALUE, KIND_TOMBSTONE):
-        raise CacheSerializationError("stored value is not an mtaio envelope (bad header)")
-    return Envelope(kind, version, writer, expires_at, raw[HEADER_SIZE:], raw)
+        if not hmac.compare_digest(mac, self._sign(context, body)):
+            raise CacheSerializationError(
+                "refusing a payload whose signature does not verify "
+                "(another key, altered, or moved from another key or version)"
+            )
+        try:
+            return pickle.loads(body)  # authenticated above
+        except Exception as exc:  # e.g. a class that no longer exists in this process
+            raise CacheSerializationError(f"signed payload does not unpickle: {exc}") from exc
