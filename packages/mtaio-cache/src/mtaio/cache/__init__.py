@@ -27,6 +27,8 @@ from ._distributed import CacheTimeoutError as CacheTimeoutError
 from ._distributed import DistributedCache as DistributedCache
 from ._distributed import DistributedCacheStats as DistributedCacheStats
 from ._distributed_node import NodeStats as NodeStats
+from ._layered import LayeredCache as LayeredCache
+from ._layered import LayeredCacheStats as LayeredCacheStats
 from ._node import CacheNode as CacheNode
 from ._node import CacheNodeStats as CacheNodeStats
 from ._resp import RespProtocolError as RespProtocolError
@@ -56,6 +58,8 @@ __all__ = (
     "DistributedCache",
     "DistributedCacheStats",
     "NodeStats",
+    "LayeredCache",
+    "LayeredCacheStats",
     "CacheNode",
     "CacheNodeStats",
     "Serializer",

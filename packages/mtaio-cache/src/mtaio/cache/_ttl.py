@@ -332,6 +332,25 @@ class TTLCache(Generic[T]):
         self._hits += 1
         return entry.value
 
+    def _hit(self, key: Hashable) -> Any:
+        """A synchronous hit for an owning cache (LayeredCache): the value, or ``MISSING``.
+
+        Counts the hit and the use (LRU/LFU) as :meth:`get` does; a miss is not counted
+        and an expired entry is left for the purge.
+        """
+        entry = self._data.get(key)
+        if entry is None:
+            return _MISSING
+        expires = entry.expires
+        if expires is not None and expires <= self._clock():
+            return _MISSING
+        if self._lru:
+            self._data.move_to_end(key)  # type: ignore[attr-defined]
+        elif self._lfu:
+            lfu_bump(entry)  # type: ignore[arg-type]
+        self._hits += 1
+        return entry.value
+
     async def get_many(self, keys: Iterable[Hashable]) -> dict[Hashable, T]:
         """Return the live values under ``keys``; missing and expired keys are left out.
 
