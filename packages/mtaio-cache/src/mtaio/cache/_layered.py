@@ -296,17 +296,36 @@ class LayeredCache(Generic[T]):
         elif self._listener is None:
             self._ensure_listener()
         self._counts["misses"] += 1
-        value = await self._read_through(key)
+        value = (await self._read_through([key]))[0]
         return default if value is MISSING else value
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, T]:
-        """Return the values of the ``keys`` found (local tier first)."""
-        out: dict[str, T] = {}
-        for key in keys:
-            value = await self.get(key, MISSING)
-            if value is not MISSING:
-                out[key] = value
-        return out
+        """Return the values of the ``keys`` found: local tier first, the rest in one batch.
+
+        The keys the local tier misses are read from the distributed tier together (one
+        round trip per node) and kept locally under the same rules as :meth:`get`.
+        """
+        names = list(keys)
+        found: dict[str, Any] = {}
+        missing: list[str] = []
+        if self._connected:
+            hit = self._local_hit
+            for key in names:
+                value = hit(key)
+                if value is MISSING:
+                    missing.append(key)
+                else:
+                    found[key] = value
+            self._counts["hits"] += len(found)
+        else:
+            self._ensure_listener()
+            missing = names
+        if missing:
+            self._counts["misses"] += len(missing)
+            for key, value in zip(missing, await self._read_through(missing), strict=True):
+                if value is not MISSING:
+                    found[key] = value
+        return {key: found[key] for key in names if key in found}
 
     async def get_or_set(
         self,
@@ -339,7 +358,7 @@ class LayeredCache(Generic[T]):
             self._ensure_listener()
         self._counts["misses"] += 1
         if refresh_ahead is None:
-            found = await self._read_through(key)
+            found = (await self._read_through([key]))[0]
             if found is not MISSING:
                 return found  # type: ignore[no-any-return]
         loaded: T = await self._remote.get_or_set(key, factory, ttl, refresh_ahead=refresh_ahead)
@@ -450,44 +469,57 @@ class LayeredCache(Generic[T]):
 
     # -- internals --------------------------------------------------------------------------
 
-    async def _read_through(self, key: str) -> Any:
-        """Read ``key`` from the distributed tier; keep it locally if nothing raced."""
-        reading = self._reading.get(key)
-        if reading is None:
-            reading = self._reading[key] = _Reading()
-        reading.count += 1
-        gen = reading.gen
+    async def _read_through(self, keys: list[str]) -> list[Any]:
+        """Read ``keys`` from the distributed tier (one batch); keep what nothing raced.
+
+        Each value is kept locally only if no invalidation of its key, and no flush or tag
+        invalidation, arrived while it was read, and only while the subscription is live.
+        """
+        reading = self._reading
+        marks: list[tuple[_Reading, int]] = []
+        for key in keys:
+            r = reading.get(key)
+            if r is None:
+                r = reading[key] = _Reading()
+            r.count += 1
+            marks.append((r, r.gen))
         flushes = self._flushes
+        remote = self._remote
         try:
-            remote = self._remote
-            rkey = remote._key(key)
-            env, value = await remote._read(rkey)
-            value = await remote._live_value(env, value)
-            if value is REMOTE_MISSING:
-                value = MISSING
-            stats = remote._stats
-            stats["reads"] += 1
-            stats["hits" if value is not MISSING else "misses"] += 1
+            rkeys = [remote._key(key) for key in keys]
+            if len(rkeys) == 1:
+                found = [await remote._read(rkeys[0])]
+            else:
+                found = await remote._read_many(rkeys)
+            tagged = [env for env, v in found if v is not REMOTE_MISSING and env and env.tags]
+            current = iter(await remote._current(tagged)) if tagged else iter(())
         finally:
-            reading.count -= 1
-            if not reading.count:
-                del self._reading[key]
-        if (
-            value is not MISSING
-            and self._connected
-            and reading.gen == gen
-            and self._flushes == flushes
-            and env is not None
-        ):
-            ttl = self._local_ttl
+            for key, (r, _) in zip(keys, marks, strict=True):
+                r.count -= 1
+                if not r.count:
+                    del reading[key]
+        values: list[Any] = []
+        keep = self._connected and self._flushes == flushes
+        stats = remote._stats
+        now = time.time()
+        local_ttl = self._local_ttl
+        for key, (env, value), (r, gen) in zip(keys, found, marks, strict=True):
+            if value is REMOTE_MISSING or env is None or (env.tags and not next(current)):
+                values.append(MISSING)
+                stats["misses"] += 1
+                continue
+            values.append(value)
+            stats["hits"] += 1
+            if not keep or r.gen != gen:
+                continue
+            ttl = local_ttl
             if env.expires_at:
-                left = env.expires_at / 1000.0 - time.time()
-                if left <= 0:
-                    return value
-                ttl = min(ttl, left)
-            tags = tuple(name for name, _ in env.tags)
-            await self._local.set(key, value, ttl, tags=tags)
-        return value
+                ttl = min(ttl, env.expires_at / 1000.0 - now)
+                if ttl <= 0:
+                    continue
+            await self._local.set(key, value, ttl, tags=[name for name, _ in env.tags])
+        stats["reads"] += len(keys)
+        return values
 
     def _drop_local(self, keys: Iterable[str]) -> None:
         local = self._local
