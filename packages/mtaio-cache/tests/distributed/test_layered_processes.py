@@ -121,6 +121,7 @@ async def children() -> AsyncIterator[Children]:
 @pytest.fixture
 def shm() -> Any:
     block = shared_memory.SharedMemory(create=True, size=8 * (WRITES + 1))
+    assert block.buf is not None
     block.buf[:] = bytes(len(block.buf))
     try:
         yield block
@@ -136,10 +137,10 @@ async def test_readers_never_serve_older_than_the_invalidation_delay(
     readers = [await children.start("reader", server, shm.name, WRITES) for _ in range(2)]
     victim = await children.start("reader", server, shm.name, WRITES)
     await children.ready_then_go()
-    acks = memoryview(shm.buf).cast("d")
+    acks = memoryview(shm.buf).cast("d")  # set by the writer process
     try:
         async with asyncio.timeout(DEADLINE):
-            while acks[WRITES // 3] == 0.0:  # a third of the writes done
+            while acks[WRITES // 3] == 0.0:  # noqa: ASYNC110 - a third of the writes done
                 await asyncio.sleep(0.01)
         os.kill(children.procs[victim].pid, signal.SIGKILL)
         await children.result(writer)
