@@ -150,7 +150,8 @@ def layered(options: Options) -> list[Scenario]:
     async def run_mtaio_delay() -> dict[str, float]:
         LayeredCache._on_message = timed  # type: ignore[method-assign]
         try:
-            assert await writer.connected(10.0) and await holder.connected(10.0)
+            assert await writer.connected(10.0)
+            assert await holder.connected(10.0)
             delays = []
             for i in range(writes):
                 received.clear()
@@ -158,7 +159,10 @@ def layered(options: Options) -> list[Scenario]:
                 await writer.set("hot", b"%d" % i)
                 await asyncio.wait_for(received.wait(), 5.0)
                 delays.append(time.perf_counter() - started)
-            return {"p50 ms": 1000 * _percentile(delays, 0.5), "p99 ms": 1000 * _percentile(delays, 0.99)}
+            return {
+                "p50 ms": 1000 * _percentile(delays, 0.5),
+                "p99 ms": 1000 * _percentile(delays, 0.99),
+            }
         finally:
             LayeredCache._on_message = original  # type: ignore[method-assign]
 
@@ -203,7 +207,8 @@ def layered(options: Options) -> list[Scenario]:
         )
         local = sum(c.stats().local_hits for c in caches if isinstance(c, LayeredCache))
         reads_done = sum(1 for _, w in plan if not w)
-        return {"remote/op": remote / ops, "local hit%": 100.0 * (local - local_before) / reads_done}
+        hit_rate = 100.0 * (local - local_before) / reads_done
+        return {"remote/op": remote / ops, "local hit%": hit_rate}
 
     async def run_without() -> dict[str, float]:
         return await mix(without, lambda c: c)
