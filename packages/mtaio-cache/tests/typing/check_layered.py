@@ -43,7 +43,7 @@ async def checks() -> None:
     async def remote_count(name: str) -> int:
         return len(name)
 
-    @cached(remote, key=lambda name: 5)  # type: ignore[return-value]  # keys are str
+    @cached(remote, key=lambda name: 5)  # type: ignore[arg-type, return-value]
     async def int_key(name: str) -> int:
         return 1
 
