@@ -343,3 +343,51 @@ async def test_reads_with_every_replica_hung_fail_within_timeout(redis_process: 
         for p in procs:
             p.resume()
         await cache.close()
+
+
+@pytest.mark.redis
+async def test_quorum_reads_with_a_hung_replica_fail_within_timeout(redis_process: Any) -> None:
+    procs = [redis_process(), redis_process(), redis_process()]
+    timeout = 0.6
+    cache = DistributedCache[int](
+        [p.address for p in procs],
+        replication_factor=3,
+        read_quorum=3,
+        write_quorum=3,
+        timeout=timeout,
+    )
+    try:
+        await cache.set("k", 1)
+        procs[1].pause()
+        start = time.monotonic()
+        with pytest.raises(CacheConnectionError, match="read quorum 3 not reached"):
+            await cache.get("k")
+        assert time.monotonic() - start < timeout * 1.2
+    finally:
+        for p in procs:
+            p.resume()
+        await cache.close()
+
+
+@pytest.mark.redis
+async def test_get_many_with_a_hung_replica_falls_over_in_one_batch(redis_process: Any) -> None:
+    procs = [redis_process(), redis_process()]
+    timeout = 0.6
+    cache = DistributedCache[int](
+        [p.address for p in procs], replication_factor=2, write_quorum=2, timeout=timeout
+    )
+    try:
+        items = {f"k{i}": i for i in range(3000)}
+        await cache.set_many(items)
+        procs[0].pause()
+        before = sum(n.round_trips for n in cache.stats().nodes.values())
+        start = time.monotonic()
+        assert await cache.get_many(list(items)) == items
+        elapsed = time.monotonic() - start
+        # the keys of the hung node were asked again together, not one round trip each
+        assert sum(n.round_trips for n in cache.stats().nodes.values()) - before < 30
+        assert elapsed < timeout * 2
+    finally:
+        for p in procs:
+            p.resume()
+        await cache.close()

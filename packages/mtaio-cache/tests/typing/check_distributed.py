@@ -26,6 +26,19 @@ async def checks() -> None:
     assert_type(cache.stats(), DistributedCacheStats)
     assert_type(cache.stats().nodes, dict[str, NodeStats])
     await cache.set("k", 1)  # type: ignore[arg-type]
+    await cache.set("k", "v", ttl=5, tags=("user:7", "org:3"))
+    await cache.set_many({"k": "v"}, tags=["org:3"])
+    await cache.invalidate_tags("org:3", "user:7")
+
+    async def load() -> str:
+        return "v"
+
+    assert_type(await cache.get_or_set("k", load), str)
+    assert_type(await cache.get_or_set("k", lambda: "v", 60, refresh_ahead=5), str)
+    assert_type(await cache.get_or_set("k", load, cross_process=False), str)
+    await cache.get_or_set("k", lambda: 1)  # type: ignore[arg-type]
+    assert_type(cache.stats().load_waits, int)
+    assert_type(cache.stats().nodes["n"].readable, bool)
     await cache.set_many({"k": b"x"})  # type: ignore[dict-item]
     DistributedCache[int](["redis://:pw@host:6379/1"], 2, 1, 1, default_ttl=60.0)
     s: Serializer = JsonSerializer()

@@ -161,9 +161,13 @@ class Loading(Tagging):
         node = self._live(rkey)[0]
         lkey = self._prefix + LEASE_SPACE + rkey[len(self._prefix) :]
         token = os.urandom(_TOKEN_BYTES)
+        loop = asyncio.get_running_loop()
+        # A lease that outlives twice its time (a node whose clock does not expire it, a
+        # holder that keeps renewing it) no longer holds this process back.
+        give_up = loop.time() + 2 * self._lease_ms / 1000
         while True:
             got = await node.submit((b"SET", lkey, token, b"NX", b"PX", self._lease_ms))
-            if got.__class__ is Failure:
+            if got.__class__ is Failure or (got is None and loop.time() >= give_up):
                 # The lease node is unreachable: load without a lease, not not at all.
                 return await self._call(rkey, factory, px)
             if got is not None:

@@ -281,19 +281,40 @@ class Replicas:
         if self._r != 1:
             return list(await asyncio.gather(*(self._read(rk, None, decode) for rk in rkeys)))
         # One GET per key to its first readable replica, all queued before the first await
-        # so they share each node's round trip; a failed or corrupt answer falls over alone.
-        start = time.monotonic()
+        # so they share each node's round trip.
         firsts = [(rk, self._readable(rk)[0].submit_read((b"GET", rk))) for rk in rkeys]
         out: list[tuple[Envelope | None, Any]] = []
+        failed: list[int] = []
         for rk, fut in firsts:
             res = await fut
-            if res.__class__ is not Failure:
-                try:
-                    out.append(self._decode(rk, res, decode))
-                    continue
-                except CacheSerializationError:
-                    self._stats["corrupt"] += 1
-            out.append(await self._read(rk, start, decode))
+            if res.__class__ is Failure:
+                failed.append(len(out))
+                out.append((None, MISSING))
+                continue
+            try:
+                out.append(self._decode(rk, res, decode))
+            except CacheSerializationError:
+                self._stats["corrupt"] += 1
+                out.append(await self._read(rk, None, decode))  # skips and repairs it
+        if failed:
+            # The keys whose replica failed (or was released as slow) fall over together,
+            # pipelined again: one by one, 100k of them would cost 100k round trips.
+            seconds = []
+            for i in failed:
+                rk = rkeys[i]
+                live = self._readable(rk)  # the failed replica is first if still listed
+                node = live[-1] if len(live) > 1 else live[0]
+                seconds.append((i, rk, node.submit_read((b"GET", rk))))
+            for i, rk, fut in seconds:
+                res = await fut
+                if res.__class__ is not Failure:
+                    try:
+                        out[i] = self._decode(rk, res, decode)
+                        continue
+                    except CacheSerializationError:
+                        self._stats["corrupt"] += 1
+                # A fresh time budget: a read of many keys may take longer than one timeout.
+                out[i] = await self._read(rk, None, decode)
         return out
 
     async def _within(self, fut: asyncio.Future[Any], start: float, node: NodeLink) -> Any:
