@@ -130,7 +130,7 @@ async def test_client_commands_and_info(client: aioredis.Redis) -> None:
     assert await client.dbsize() == 0
 
 
-async def test_scan_walks_a_snapshot_with_match_and_count(client: aioredis.Redis) -> None:
+async def test_scan_with_match_and_count(client: aioredis.Redis) -> None:
     for i in range(25):
         await client.set(f"ns:{i}", b"x")
         await client.set(f"other:{i}", b"x")

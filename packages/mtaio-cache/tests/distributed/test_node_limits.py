@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -249,6 +250,26 @@ async def test_partial_requests_and_unauthenticated_clients_time_out() -> None:
         assert node.stats().dropped_clients == 2
         for w in (w1, w2, w3):
             w.close()
+
+
+async def test_a_client_streaming_requests_is_not_timed_out() -> None:
+    async with CacheNode("stream", idle_timeout=0.5) as node:
+        reader, writer = await asyncio.open_connection(*node.address)
+        request = pack(b"ECHO", b"x" * 20)
+        stream = request * 40
+        # 40 chunks 50 ms apart (2 s in all), each ending inside a request: the node is
+        # always holding a partial request, but each chunk completes one.
+        size = len(request)
+        cuts = [0, *(i * size + 5 for i in range(1, 40)), len(stream)]
+        for start, end in itertools.pairwise(cuts):
+            writer.write(stream[start:end])
+            await asyncio.sleep(0.05)
+        async with asyncio.timeout(5):
+            for _ in range(40):
+                assert await reader.readline() == b"$20\r\n"
+                await reader.readline()
+        assert node.stats().dropped_clients == 0
+        writer.close()
 
 
 async def test_unauthenticated_clients_cannot_lock_out_others() -> None:

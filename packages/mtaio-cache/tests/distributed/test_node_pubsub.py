@@ -85,7 +85,15 @@ async def test_subscribed_mode_allows_only_pubsub_commands_and_ping(node: CacheN
 
 
 async def test_pubsub_argument_errors_and_reset(node: CacheNode, client: aioredis.Redis) -> None:
-    for args in [("SUBSCRIBE",), ("PSUBSCRIBE",), ("PUBLISH", "a"), ("PUBSUB", "NOPE")]:
+    long = "*" * (16 * 1024 + 1)
+    for args in [
+        ("SUBSCRIBE",),
+        ("PSUBSCRIBE",),
+        ("PSUBSCRIBE", "ok*", long),
+        ("PUBSUB", "CHANNELS", long),
+        ("PUBLISH", "a"),
+        ("PUBSUB", "NOPE"),
+    ]:
         with pytest.raises(ResponseError):
             await client.execute_command(*args)  # type: ignore[no-untyped-call]
     reply = await raw_exchange(

@@ -49,7 +49,7 @@ from mtaio.exceptions import (
 from mtaio.typing import Clock
 
 from ._distributed import _is_str, is_address
-from ._node_client import Client
+from ._node_client import STREAMED, Client
 from ._node_keyspace import OK, SYNTAX, Keyspace, arity
 from ._node_pubsub import NoReply, PubSub
 from ._resp import Reply, RespError, RespParser, RespProtocolError, encode_reply
@@ -59,7 +59,6 @@ __all__ = ("CacheNode", "CacheNodeStats", "default_max_clients")
 _log: Final = logging.getLogger("mtaio.cache")
 _SERVER_VERSION: Final = "7.0.0"  # what redis-py and redis-cli see; the subset below fits it
 _READ_SIZE: Final = 1 << 16
-_STREAMED: Final = 1 << 16  # replies this large (or arrays) go through Client.send
 _MAX_ARRAY: Final = 1 << 20
 # Before AUTH, Redis takes at most 10 arguments of 16 KiB each: a stranger cannot make the
 # node buffer much.
@@ -501,22 +500,23 @@ class CacheNode:
                 error = parser.error
             if not self._account(client):
                 return
-            if parser.partial:
-                if client.partial_since is None:
-                    client.partial_since = loop.time()
-            else:
+            # The clock runs from the first byte of a request that is still incomplete: a
+            # client trickling one request times out, one streaming many does not.
+            if commands or not parser.partial:
                 client.partial_since = None
+            if parser.partial and client.partial_since is None:
+                client.partial_since = loop.time()
             client.busy = True
             try:
                 for command in commands:
                     reply = await self._execute(client, command)
                     if isinstance(reply, list) or (
-                        isinstance(reply, bytes) and len(reply) >= _STREAMED
+                        isinstance(reply, bytes) and len(reply) >= STREAMED
                     ):
                         await client.send(reply)  # streamed, with backpressure
                     elif not isinstance(reply, NoReply):
                         client.queue(encode_reply(reply))
-                        if client.out_size >= _STREAMED:
+                        if client.out_size >= STREAMED:
                             await client.flush()
                     if client.quit or client.closed:
                         break

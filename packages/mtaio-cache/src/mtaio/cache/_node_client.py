@@ -21,11 +21,12 @@ from typing import Final, final
 
 from ._resp import Reply, RespParser, encode_reply
 
-__all__ = ("Client", "ClientGone")
+__all__ = ("STREAMED", "Client", "ClientGone")
 
 _log: Final = logging.getLogger("mtaio.cache")
 _FLUSH_AT: Final = 1 << 16  # local reply bytes written out at once
-_BIG: Final = 1 << 16  # a bulk string this large is written without being copied into a frame
+#: A bulk string this large is written without being copied into a frame.
+STREAMED: Final = 1 << 16
 _CRLF: Final = b"\r\n"
 
 
@@ -117,19 +118,23 @@ class Client:
         self.out.append(frame)
         self.out_size += len(frame)
 
-    def push(self, frame: bytes) -> None:
+    def push(self, frame: bytes) -> bool:
         """Send a push (a Pub/Sub message) now, or after the batch being answered.
 
         Past ``max_output`` bytes pending, the client is disconnected.
+
+        Returns:
+            Whether the client was still connected to take it.
         """
         if self.closed:
-            return
+            return False
         if self.busy:
             self.queue(frame)  # keeps it after the replies already produced
         else:
             self.transport.write(frame)
         if self.transport.get_write_buffer_size() + self.out_size > self.max_output:
             self.abort(f"output over {self.max_output} bytes")
+        return True
 
     async def send(self, reply: Reply) -> None:
         """Produce one reply, writing out and waiting for the client as needed."""
@@ -140,7 +145,7 @@ class Client:
                 self.queue(b"*%d\r\n" % len(reply))
                 for item in reply:
                     await self.send(item)
-        elif isinstance(reply, bytes) and len(reply) >= _BIG:
+        elif isinstance(reply, bytes) and len(reply) >= STREAMED:
             self.queue(b"$%d\r\n" % len(reply))
             await self.flush()
             self._write(reply)

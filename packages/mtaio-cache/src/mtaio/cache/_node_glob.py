@@ -9,24 +9,38 @@ empty itself, and a pattern with more than 1000 ``*`` groups before its end neve
 (Redis's guard against abusive patterns).
 
 Redis explores the pattern recursively; a Python regex of it backtracks, and one 25-byte
-pattern against a 60-byte key then runs for hours. Here the pattern is compiled once into
-fixed-length *segments* separated by stars. A glob matches when its first segment matches the
-key's start, its last segment the key's end, and every segment in between somewhere in
-between, in order. Taking each middle segment at its leftmost place is always right (a later
-place leaves less room for the rest), so no choice is ever revisited: the cost is at most
-``len(key) x len(pattern)`` byte comparisons, and ``bytes.find`` skips ahead on literal parts.
+pattern against a 60-byte key then runs for hours. Here nothing is ever retried. The pattern
+is compiled once into fixed-length segments separated by stars; the first must match the
+key's start and the last its end (a direct comparison each). What lies between is matched in
+one pass over the key: literal segments with ``bytes.find``, each at its leftmost place (a
+later place only leaves less room for the rest), and, when a ``?`` or a class sits between
+two stars, by a bit-parallel automaton (shift-and: one bit per pattern token, a few integer
+operations per key byte). The cost is linear in the key; patterns are capped at
+:data:`MAX_PATTERN` bytes, so compiling one is cheap too.
 """
 
 from __future__ import annotations
 
 from typing import Final, final
 
-__all__ = ("GlobPattern",)
+__all__ = ("MAX_PATTERN", "GlobPattern", "pattern_error")
+
+#: The longest glob accepted (Redis has no limit; keys this long are not keys either).
+MAX_PATTERN: Final = 16 << 10
 
 # Redis: `if (nesting > 1000) return 0;` -- each `*` followed by more pattern nests once.
 _MAX_STAR_GROUPS: Final = 1000
 
+
+def pattern_error(pattern: bytes) -> str | None:
+    """The error text for a glob too long to compile, or None."""
+    if len(pattern) > MAX_PATTERN:
+        return f"ERR glob-style pattern longer than {MAX_PATTERN} bytes"
+    return None
+
+
 _STAR: Final = -1  # a token of the compiled pattern; other tokens are byte-class tables
+_ANY: Final = b"\x01" * 256  # the table of `?` (one shared object)
 
 # One atom of a segment: a literal run (bytes) or a 256-entry membership table of one byte
 # (a class or `?`), each with its offset in the segment.
@@ -45,7 +59,7 @@ def _tokens(pattern: bytes) -> list[int | bytes]:
                 out.append(_STAR)
             i += 1
         elif c == 0x3F:  # "?"
-            out.append(b"\x01" * 256)
+            out.append(_ANY)
             i += 1
         elif c == 0x5B:  # "["
             table, i = _char_class(pattern, i + 1)
@@ -123,7 +137,23 @@ class GlobPattern:
         pattern: The glob, as Redis takes it (bytes).
     """
 
-    __slots__ = ("_anchored", "_first", "_last", "_middle", "_min_len", "_never", "pattern")
+    __slots__ = (
+        "_accept",
+        "_anchored",
+        "_any",
+        "_classes",
+        "_first",
+        "_last",
+        "_literals",
+        "_masks",
+        "_middle",
+        "_min_len",
+        "_never",
+        "_nfa",
+        "_star",
+        "_width",
+        "pattern",
+    )
 
     def __init__(self, pattern: bytes) -> None:
         self.pattern = pattern
@@ -141,8 +171,48 @@ class GlobPattern:
         self._anchored = len(compiled) == 1  # no star: the key is exactly one segment
         self._first = compiled[0]
         self._last = compiled[-1]
-        self._middle = tuple(compiled[1:-1])
+        middle = compiled[1:-1]
+        self._middle = tuple((length, atoms[0][1]) for length, atoms in middle)
         self._min_len = sum(length for length, _ in compiled)
+        # Literal middle segments are found with bytes.find, in C and in one pass. Any `?`
+        # or class between two stars is matched by a bit-parallel automaton instead.
+        self._nfa = any(len(atoms) != 1 or not atoms[0][2] for _, atoms in middle)
+        self._star = self._any = self._accept = self._width = 0
+        self._literals: dict[int, list[int]] = {}
+        self._classes: list[tuple[int, bytes]] = []
+        self._masks: dict[int, int] = {}
+        if self._nfa:
+            self._compile_nfa(tokens)
+
+    def _compile_nfa(self, tokens: list[int | bytes]) -> None:
+        # State i: the first i non-star tokens matched. A star before token i lets state i
+        # take any byte and stay; token i takes state i to i + 1 on a byte it matches.
+        state = 0
+        for token in tokens:
+            if token == _STAR:
+                self._star |= 1 << state
+                continue
+            if isinstance(token, int):
+                self._literals.setdefault(token, []).append(state)
+            elif token == _ANY:
+                self._any |= 1 << (state + 1)
+            else:
+                self._classes.append((state, token))
+            state += 1
+        self._accept = 1 << state
+        self._width = state + 1
+
+    def _mask(self, byte: int) -> int:
+        """States a token matching ``byte`` leads to (built on first use of each byte)."""
+        bits = bytearray((self._width + 8) // 8)
+        for state in self._literals.get(byte, ()):
+            bits[(state + 1) >> 3] |= 1 << ((state + 1) & 7)
+        for state, table in self._classes:
+            if table[byte]:
+                bits[(state + 1) >> 3] |= 1 << ((state + 1) & 7)
+        mask = int.from_bytes(bits, "little") | self._any
+        self._masks[byte] = mask
+        return mask
 
     def __repr__(self) -> str:
         return f"GlobPattern({self.pattern!r})"
@@ -163,13 +233,29 @@ class GlobPattern:
         end = n - last_len  # the last segment sits at the very end
         if not _match_at(key, end, last):
             return False
+        if self._nfa:
+            return self._run(key)
         pos = first_len
-        for length, atoms in self._middle:
-            found = _search(key, pos, end - length, atoms)
+        for length, literal in self._middle:
+            found = key.find(literal, pos, end)
             if found < 0:
                 return False
             pos = found + length
-        return pos <= end
+        return True
+
+    def _run(self, key: bytes) -> bool:
+        # One step per byte of the key, each a few operations on an int of one bit per
+        # token: linear in the key, whatever the pattern.
+        masks = self._masks
+        star = self._star
+        state = 1
+        for byte in key:
+            mask = masks.get(byte)
+            if mask is None:
+                mask = self._mask(byte)
+            # The prefix matched already, so the first star's state never dies: no exit.
+            state = ((state << 1) & mask) | (state & star)
+        return bool(state & self._accept)
 
 
 def _match_at(key: bytes, pos: int, atoms: tuple[_Atom, ...]) -> bool:
@@ -180,21 +266,3 @@ def _match_at(key: bytes, pos: int, atoms: tuple[_Atom, ...]) -> bool:
         elif not data[key[pos + offset]]:
             return False
     return True
-
-
-def _search(key: bytes, start: int, last: int, atoms: tuple[_Atom, ...]) -> int:
-    """The leftmost position in ``start..last`` where ``atoms`` match, or -1."""
-    anchor = next((a for a in atoms if a[2]), None)
-    pos = start
-    while pos <= last:
-        if anchor is not None:
-            # Jump to the next place the segment's first literal run occurs.
-            offset, run, _ = anchor
-            found = key.find(run, pos + offset, last + offset + len(run))
-            if found < 0:
-                return -1
-            pos = found - offset
-        if _match_at(key, pos, atoms):
-            return pos
-        pos += 1
-    return -1

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Final, final
 
 from mtaio.typing import Clock
 
-from ._node_glob import GlobPattern
+from ._node_glob import GlobPattern, pattern_error
 from ._node_scan import KeySlots
 from ._resp import Reply, RespError
 from ._ttl import TTLCache
@@ -279,6 +279,9 @@ class Keyspace:
                     return SYNTAX
                 count = min(n, _MAX_SCAN_COUNT)
             elif opt == b"MATCH":
+                error = pattern_error(cmd[i + 1])
+                if error is not None:
+                    return RespError(error)
                 # "*" alone skips matching (as in Redis: it also takes the empty key).
                 match = None if cmd[i + 1] == b"*" else GlobPattern(cmd[i + 1])
             elif opt != b"TYPE":

@@ -9,9 +9,10 @@ matched by :class:`GlobPattern`, without backtracking.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, final
 
-from ._node_glob import GlobPattern
+from ._node_glob import GlobPattern, pattern_error
 from ._node_keyspace import arity
 from ._resp import Reply, RespError, encode_reply
 
@@ -56,36 +57,54 @@ class PubSub:
         if subscribers:
             frame = encode_reply([b"message", channel, message])
             for client in list(subscribers):
-                client.push(frame)
-            receivers += len(subscribers)
+                receivers += client.push(frame)
         for pattern, (glob, clients) in list(self.patterns.items()):
             if clients and glob.match(channel):
                 frame = encode_reply([b"pmessage", pattern, channel, message])
                 for client in list(clients):
-                    client.push(frame)
-                receivers += len(clients)
+                    receivers += client.push(frame)
         return receivers
 
     def drop(self, client: Client) -> None:
         """Remove every subscription of ``client`` (it is gone)."""
         for channel in client.channels:
-            self._leave(self.channels, channel, client)
+            self._leave_channel(channel, client)
         for pattern in client.patterns:
-            entry = self.patterns.get(pattern)
-            if entry is not None:
-                entry[1].pop(client, None)
-                if not entry[1]:
-                    del self.patterns[pattern]
+            self._leave_pattern(pattern, client)
         client.channels.clear()
         client.patterns.clear()
 
-    @staticmethod
-    def _leave(table: dict[bytes, dict[Client, None]], name: bytes, client: Client) -> None:
-        members = table.get(name)
+    def _leave_channel(self, channel: bytes, client: Client) -> None:
+        members = self.channels.get(channel)
         if members is not None:
             members.pop(client, None)
             if not members:
-                del table[name]
+                del self.channels[channel]
+
+    def _leave_pattern(self, pattern: bytes, client: Client) -> None:
+        entry = self.patterns.get(pattern)
+        if entry is not None:
+            entry[1].pop(client, None)
+            if not entry[1]:
+                del self.patterns[pattern]
+
+    @staticmethod
+    def _unsubscribe(
+        client: Client,
+        names: list[bytes],
+        kind: bytes,
+        mine: dict[bytes, None],
+        leave: Callable[[bytes, Client], None],
+    ) -> NoReply:
+        # Without names: from everything; and one reply even when there was nothing.
+        names = names or list(mine)
+        if not names:
+            client.queue(encode_reply([kind, None, client.subscriptions]))
+        for name in names:
+            if mine.pop(name, 0) is None:
+                leave(name, client)
+            client.queue(encode_reply([kind, name, client.subscriptions]))
+        return NO_REPLY
 
     # -- commands ------------------------------------------------------------------------
 
@@ -108,6 +127,10 @@ class PubSub:
         if len(cmd) < 2:
             return arity("psubscribe")
         for pattern in cmd[1:]:
+            error = pattern_error(pattern)
+            if error is not None:
+                return RespError(error)
+        for pattern in cmd[1:]:
             if pattern not in client.patterns:
                 client.patterns[pattern] = None
                 entry = self.patterns.get(pattern)
@@ -118,32 +141,21 @@ class PubSub:
         return NO_REPLY
 
     async def unsubscribe(self, client: Client, cmd: list[bytes]) -> Reply | NoReply:
-        names = cmd[1:] or list(client.channels)
-        if not names:
-            client.queue(encode_reply([b"unsubscribe", None, client.subscriptions]))
-        for channel in names:
-            if client.channels.pop(channel, 0) is None:
-                self._leave(self.channels, channel, client)
-            client.queue(encode_reply([b"unsubscribe", channel, client.subscriptions]))
-        return NO_REPLY
+        return self._unsubscribe(
+            client, cmd[1:], b"unsubscribe", client.channels, self._leave_channel
+        )
 
     async def punsubscribe(self, client: Client, cmd: list[bytes]) -> Reply | NoReply:
-        names = cmd[1:] or list(client.patterns)
-        if not names:
-            client.queue(encode_reply([b"punsubscribe", None, client.subscriptions]))
-        for pattern in names:
-            if client.patterns.pop(pattern, 0) is None:
-                entry = self.patterns.get(pattern)
-                if entry is not None:
-                    entry[1].pop(client, None)
-                    if not entry[1]:
-                        del self.patterns[pattern]
-            client.queue(encode_reply([b"punsubscribe", pattern, client.subscriptions]))
-        return NO_REPLY
+        return self._unsubscribe(
+            client, cmd[1:], b"punsubscribe", client.patterns, self._leave_pattern
+        )
 
     async def pubsub(self, client: Client, cmd: list[bytes]) -> Reply:
         sub = cmd[1].upper() if len(cmd) > 1 else b""
         if sub == b"CHANNELS" and len(cmd) <= 3:
+            error = pattern_error(cmd[2]) if len(cmd) == 3 else None
+            if error is not None:
+                return RespError(error)
             glob = GlobPattern(cmd[2]) if len(cmd) == 3 and cmd[2] != b"*" else None
             return [c for c in self.channels if glob is None or glob.match(c)]
         if sub == b"NUMSUB":
