@@ -21,15 +21,31 @@ from typing import Any
 from mtaio.cache import DistributedCache, LayeredCache
 
 _received: list[float] = []
+_seq_received: dict[int, float] = {}  # seq_writer's write i -> when its message was handled
+_flushed: list[float] = []  # when the local tier was dropped
 _original_on_message = LayeredCache._on_message
+_original_flush = LayeredCache._flush_local
 
 
 def _timed_on_message(self: LayeredCache[Any], data: Any) -> None:
-    _received.append(time.monotonic())
+    now = time.monotonic()
+    _received.append(now)
     _original_on_message(self, data)
+    try:
+        for key in json.loads(data).get("k", ()):
+            if key.startswith("seq:"):
+                _seq_received[int(key[4:])] = now
+    except (ValueError, AttributeError, TypeError):
+        pass
+
+
+def _timed_flush(self: LayeredCache[Any]) -> None:
+    _flushed.append(time.monotonic())
+    _original_flush(self)
 
 
 LayeredCache._on_message = _timed_on_message  # type: ignore[method-assign]
+LayeredCache._flush_local = _timed_flush  # type: ignore[method-assign]
 
 
 async def _start_signal() -> None:
@@ -56,7 +72,45 @@ async def main(config: dict[str, Any]) -> dict[str, Any]:
         print("READY", flush=True)
         await _start_signal()
         role = config["role"]
-        if role == "writer":
+        if role == "seq_writer":
+            # Each write names itself in its invalidation ("seq:<i>"), so readers can tell
+            # which write a message was for even when messages are lost in a disconnect.
+            for i in range(1, count + 1):
+                await cache.set_many({"hot": i, f"seq:{i}": i}, ttl=60)
+                acks[i] = time.monotonic()
+                if time.monotonic() > deadline:
+                    break
+                if i % 50 == 0:
+                    await asyncio.sleep(0)
+            acks[0] = 1.0
+        elif role == "kill_reader":
+            # A stale read of v (v + 1 acknowledged before the read started) is a violation
+            # if v + 1's invalidation was handled before the read, or if the local tier was
+            # dropped (a lost connection) between v + 1's acknowledgement and the read.
+            reads = stale = violations = 0
+            while acks[0] == 0.0 and time.monotonic() < deadline:
+                started = time.monotonic()
+                value = await cache.get("hot", 0)
+                reads += 1
+                succ = value + 1
+                if succ <= count and 0.0 < acks[succ] <= started:
+                    stale += 1
+                    handled = _seq_received.get(succ)
+                    if (handled is not None and handled <= started) or any(
+                        acks[succ] <= t <= started for t in _flushed
+                    ):
+                        violations += 1
+                if reads % 20 == 0:
+                    await asyncio.sleep(0)
+            out = {
+                "reads": reads,
+                "stale": stale,
+                "violations": violations,
+                "flushes": len(_flushed),
+                "local_hits": cache.stats().local_hits,
+                "connected": cache.stats().connected or await cache.connected(5.0),
+            }
+        elif role == "writer":
             for i in range(1, count + 1):
                 await cache.set("hot", i)
                 acks[i] = time.monotonic()  # acknowledged (stored and published)

@@ -4,6 +4,9 @@
   value older than the latest one acknowledged before its read started, unless that
   write's invalidation had not reached it yet; the invalidation delay is measured. A
   third reader is SIGKILLed mid-run; the others are unaffected.
+* The invalidation connections are cut from the server side (``CLIENT KILL TYPE pubsub``)
+  while a writer writes and two readers read: both drop their local tiers, reconnect, and
+  never serve a value older than the latest acknowledged before the disconnect.
 * A tag with 100k members, read into the local tiers of two processes, is invalidated by a
   third: every member is gone from every tier.
 """
@@ -172,3 +175,41 @@ async def test_a_tag_of_100k_members_leaves_every_tier(
         assert r["local_before"] == MEMBERS, r
         assert r["local_after"] == 0, r
         assert r["left"] == 0, r
+
+
+@pytest.mark.redis
+async def test_client_kill_drops_local_tiers_and_nothing_stale_is_served(
+    children: Children, shm: Any
+) -> None:
+    import redis.asyncio as aioredis
+
+    proc = RedisServer(binary=require_redis_server())
+    proc.start()
+    admin = aioredis.Redis(host=proc.address[0], port=proc.address[1], protocol=2)
+    try:
+        writer = await children.start("seq_writer", proc.address, shm.name, WRITES // 2)
+        readers = [
+            await children.start("kill_reader", proc.address, shm.name, WRITES // 2)
+            for _ in range(2)
+        ]
+        await children.ready_then_go()
+        acks = memoryview(shm.buf).cast("d")  # set by the writer process
+        try:
+            async with asyncio.timeout(DEADLINE):
+                while acks[WRITES // 6] == 0.0:  # noqa: ASYNC110 - a third of the writes
+                    await asyncio.sleep(0.01)
+            killed = await admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")  # type: ignore[no-untyped-call]
+            assert killed >= 3  # the writer's and both readers' subscriptions
+            await children.result(writer)
+            results = [await children.result(i) for i in readers]
+        finally:
+            del acks
+    finally:
+        await admin.aclose()
+        proc.kill()
+    for r in results:
+        assert r["violations"] == 0, r
+        assert r["flushes"] >= 1, r  # the local tier was dropped at the disconnect
+        assert r["connected"], r  # and the subscription came back
+        assert r["local_hits"] > 0, r
+        print(f"\nreader after CLIENT KILL: {r}")
