@@ -1,5 +1,8 @@
 """Seed snippet 3 (LayeredCache: TTLCache in front of DistributedCache) on ports 5000/5001.
 
+A variant runs the same flow with the library's ``mtaio.cache.LayeredCache``, which also
+keeps two processes' local tiers coherent (the hand-written class cannot).
+
 The snippet hard-codes ``("localhost", 5000)`` and ``("localhost", 5001)``: it runs verbatim
 against two embedded CacheNodes and against two real redis-server processes, and keeps reading
 when one of the two nodes is stopped.
@@ -7,6 +10,7 @@ when one of the two nodes is stopped.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -15,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from mtaio.cache import CacheNode, DistributedCache, TTLCache
+from mtaio.cache import CacheNode, DistributedCache, LayeredCache, TTLCache
 from mtaio.cache.testing import RedisServer, find_redis_server
 from mtaio.exceptions import CacheConnectionError
 
@@ -130,3 +134,50 @@ async def test_snippet_3_on_redis_servers(
     redis_servers: StopNode, seed_snippet: Callable[..., dict[str, Any]]
 ) -> None:
     await _exercise(seed_snippet, redis_servers)
+
+
+async def _exercise_library(stop_node: StopNode) -> None:
+    def make() -> LayeredCache[Any]:
+        remote = DistributedCache[Any]([("localhost", 5000), ("localhost", 5001)])
+        return LayeredCache(remote, local_ttl=60.0)
+
+    one, two = make(), make()  # two processes, as far as coherence goes
+    try:
+        assert await one.connected(5.0) and await two.connected(5.0)
+        assert await one.get("user:1") is None
+        await one.set("user:1", {"name": "Ada"})
+        assert await two.get("user:1") == {"name": "Ada"}
+        for _ in range(200):  # a local hit once the write's own invalidation went by
+            if await two.get("user:1") == {"name": "Ada"} and "user:1" in two.local:
+                break
+            await asyncio.sleep(0.01)
+        assert "user:1" in two.local
+        # the hand-written snippet would keep serving "Ada" from two's local tier here
+        await one.set("user:1", {"name": "Grace"})
+        for _ in range(200):
+            if "user:1" not in two.local:
+                break
+            await asyncio.sleep(0.01)
+        assert await two.get("user:1") == {"name": "Grace"}
+        # One replica stopped (not the invalidation bus, localhost:5000): still served.
+        await stop_node(1)
+        assert await two.get("user:1") == {"name": "Grace"}
+        fresh = make()
+        try:
+            assert await fresh.get("user:1") == {"name": "Grace"}
+        finally:
+            await fresh.close()
+    finally:
+        with contextlib.suppress(CacheConnectionError):
+            await one.clear()
+        await one.close()
+        await two.close()
+
+
+async def test_library_layered_cache_on_embedded_cache_nodes(cache_nodes: StopNode) -> None:
+    await _exercise_library(cache_nodes)
+
+
+@pytest.mark.redis
+async def test_library_layered_cache_on_redis_servers(redis_servers: StopNode) -> None:
+    await _exercise_library(redis_servers)

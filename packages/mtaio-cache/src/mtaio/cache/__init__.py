@@ -8,9 +8,11 @@ from importlib.metadata import version as _version
 
 from mtaio.typing import publish_module as _publish_module
 
+from ._cached import CachedFunction as CachedFunction
 from ._cached import cached as cached
 from ._policies import EvictionPolicy as EvictionPolicy
 from ._policies import EvictionReason as EvictionReason
+from ._protocol import AsyncCache as AsyncCache
 from ._stats import CacheStats as CacheStats
 from ._ttl import CacheTransaction as CacheTransaction
 from ._ttl import TTLCache as TTLCache
@@ -25,6 +27,8 @@ from ._distributed import CacheTimeoutError as CacheTimeoutError
 from ._distributed import DistributedCache as DistributedCache
 from ._distributed import DistributedCacheStats as DistributedCacheStats
 from ._distributed_node import NodeStats as NodeStats
+from ._layered import LayeredCache as LayeredCache
+from ._layered import LayeredCacheStats as LayeredCacheStats
 from ._node import CacheNode as CacheNode
 from ._node import CacheNodeStats as CacheNodeStats
 from ._resp import RespProtocolError as RespProtocolError
@@ -37,6 +41,8 @@ from ._serial import SignedPickleSerializer as SignedPickleSerializer
 __version__: str = _version("mtaio-cache")
 
 __all__ = (
+    # the protocol every cache implements
+    "AsyncCache",
     # local cache
     "TTLCache",
     "TTLLRUCache",
@@ -47,10 +53,13 @@ __all__ = (
     "CacheStats",
     "CacheTransaction",
     "cached",
+    "CachedFunction",
     # distributed cache
     "DistributedCache",
     "DistributedCacheStats",
     "NodeStats",
+    "LayeredCache",
+    "LayeredCacheStats",
     "CacheNode",
     "CacheNodeStats",
     "Serializer",

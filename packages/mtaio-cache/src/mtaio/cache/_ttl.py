@@ -1,17 +1,11 @@
 """TTLCache: an asyncio cache with per-entry time to live and O(1) LRU/LFU/FIFO eviction.
 
-Data layout (chosen for speed and bytes per entry, see the package README):
-
-* LRU and FIFO keep one ``OrderedDict`` key -> ``_Entry``; its C linked list gives O(1)
-  ``move_to_end`` (LRU recency) and ``popitem(last=False)`` (the victim).
-* LFU keeps a plain ``dict`` and a doubly linked list of frequency nodes, each holding a
-  circular list of its entries (the O(1) LFU of Shah, Mitra and Matani, 2010).
-* Expiry: entries written with the default ttl (and no jitter) expire in the order they
-  are written, so they sit in one intrusive list (``_dlist``) purged from its head. Any
-  other expiry goes into a timing wheel: entries that expire in the same second share a
-  bucket, an intrusive circular list reached through ``_buckets[second]``; a heap holds the
-  bucket seconds. The cleanup walks the list head and pops the buckets whose second has
-  passed, so its work is proportional to what expired, never to the cache size.
+This module holds the cache class; its parts live beside it, one responsibility each:
+the expiry bookkeeping in ``_wheel`` (entries, the default list, the timing wheel), the
+eviction policies and the O(1) LFU lists in ``_policies``, single flight in ``_flight``,
+the removal listeners in ``_listeners``, transactions in ``_transaction``. The hot paths
+(``get``, ``set``, ``_store``) inline the few wheel and LRU steps they need rather than
+calling into those modules: a call costs as much as the rest of a hit.
 
 Every public operation finishes its bookkeeping synchronously, before any ``await``, so
 there is no lock: eviction listeners run after the cache is consistent again and may use it.
@@ -20,9 +14,7 @@ there is no lock: eviction listeners run after the cache is consistent again and
 from __future__ import annotations
 
 import asyncio
-import heapq
 import inspect
-import logging
 import math
 import random
 import time
@@ -33,7 +25,6 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
 from mtaio.exceptions import (
-    CacheError,
     ConfigurationError,
     ConfigurationTypeError,
     require_callable,
@@ -42,8 +33,21 @@ from mtaio.exceptions import (
 )
 from mtaio.typing import Clock
 
-from ._policies import EvictionPolicy, EvictionReason
+from ._flight import SingleFlight, Uncached
+from ._listeners import Listener, Removal, await_all, call_listeners, close_all, logger
+from ._policies import (
+    EvictionPolicy,
+    EvictionReason,
+    FreqNode,
+    LFUEntry,
+    lfu_bump,
+    lfu_insert,
+    lfu_keys,
+    lfu_remove,
+)
 from ._stats import CacheStats
+from ._transaction import CacheTransaction
+from ._wheel import MISSING, Entry, ExpiryWheel, unhashable
 
 __all__ = (
     "CacheTransaction",
@@ -56,11 +60,6 @@ __all__ = (
 T = TypeVar("T")
 D = TypeVar("D")
 
-logger = logging.getLogger("mtaio.cache")
-
-_floor = math.floor
-_heappush = heapq.heappush
-_heappop = heapq.heappop
 _get_running_loop = asyncio.get_running_loop
 _new_object = object.__new__
 
@@ -70,74 +69,27 @@ _DELETED = EvictionReason.DELETED
 _REPLACED = EvictionReason.REPLACED
 _CLEARED = EvictionReason.CLEARED
 
-_MISSING: Any = object()  # "no entry", distinct from a stored None
-
-#: One removal, as handed to listeners: (key, value, reason).
-_Removal = tuple[Hashable, Any, EvictionReason]
-
-
-class _Entry:
-    """One cached value. ``wprev``/``wnext`` link it into its expiry bucket."""
-
-    __slots__ = ("expires", "key", "value", "wnext", "wprev")
-
-    def __init__(self, key: Hashable, value: Any, expires: float | None) -> None:
-        self.key = key
-        self.value = value
-        self.expires = expires
-        self.wprev: Any = None
-        self.wnext: Any = None
+_MISSING = MISSING
+_unhashable = unhashable
+_Entry = Entry
+_Removal = Removal
 
 
-class _LFUEntry(_Entry):
-    """An entry of an LFU cache: also linked into its frequency node's list."""
-
-    __slots__ = ("next", "node", "prev")
-
-    def __init__(self, key: Hashable, value: Any, expires: float | None) -> None:
-        super().__init__(key, value, expires)
-        self.node: Any = None
-        self.prev: Any = None
-        self.next: Any = None
-
-
-class _FreqNode:
-    """The entries used exactly ``freq`` times, least recently used first."""
-
-    __slots__ = ("freq", "head", "next", "prev")
-
-    def __init__(self, freq: int) -> None:
-        self.freq = freq
-        head = _LFUEntry(None, None, None)
-        head.prev = head.next = head
-        self.head = head
-        self.prev: Any = self
-        self.next: Any = self
-
-
-def _new_bucket() -> _Entry:
-    sentinel = _Entry(None, None, None)
-    sentinel.wprev = sentinel.wnext = sentinel
-    return sentinel
-
-
-class _Listener:
-    __slots__ = ("callback", "simple")
-
-    def __init__(self, callback: Callable[..., Any], simple: bool) -> None:
-        self.callback = callback
-        self.simple = simple
-
-
-class _Flight:
-    """One in-flight load of a key by ``get_or_set``: the task and how many await it."""
-
-    __slots__ = ("stale", "task", "waiters")
-
-    def __init__(self, task: asyncio.Task[Any]) -> None:
-        self.task = task
-        self.waiters = 0
-        self.stale = False  # the key was written or deleted meanwhile: do not store the result
+def _check_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(tags, str):
+        raise ConfigurationTypeError(
+            f"tags must be an iterable of strings, not one string, got {tags!r}"
+        )
+    try:
+        out = tuple(tags)
+    except TypeError:
+        raise ConfigurationTypeError(
+            f"tags must be an iterable of strings, got {type(tags).__name__}"
+        ) from None
+    for tag in out:
+        if not isinstance(tag, str):
+            raise ConfigurationTypeError(f"tags must be strings, got {tag!r}")
+    return out
 
 
 def _timer_fired(ref: weakref.ref[TTLCache[Any]]) -> None:
@@ -145,10 +97,6 @@ def _timer_fired(ref: weakref.ref[TTLCache[Any]]) -> None:
     cache = ref()
     if cache is not None:
         cache._on_timer()
-
-
-def _unhashable(key: object) -> ConfigurationTypeError:
-    return ConfigurationTypeError(f"key must be hashable, got {type(key).__name__} {key!r}")
 
 
 class TTLCache(Generic[T]):
@@ -194,17 +142,17 @@ class TTLCache(Generic[T]):
 
     __slots__ = (
         "__weakref__",
-        "_buckets",
         "_cleanup_interval",
         "_clock",
+        "_coalesced",
         "_data",
         "_default_ttl",
         "_dlist",
         "_entry_class",
         "_evictions",
         "_expirations",
+        "_flights",
         "_freq_root",
-        "_heap",
         "_hits",
         "_inflight",
         "_jitter",
@@ -217,10 +165,13 @@ class TTLCache(Generic[T]):
         "_misses",
         "_notify",
         "_policy",
+        "_tag_keys",
+        "_tagged",
         "_tasks",
         "_timer",
         "_timer_due",
         "_timer_loop",
+        "_wheel",
     )
 
     _data: dict[Hashable, _Entry]
@@ -259,26 +210,31 @@ class TTLCache(Generic[T]):
         self._lru = self._policy is EvictionPolicy.LRU
         self._lfu = self._policy is EvictionPolicy.LFU
         self._data = {} if self._lfu else OrderedDict()
-        self._entry_class: type[_Entry] = _LFUEntry if self._lfu else _Entry
-        self._freq_root = _FreqNode(0)
-        self._buckets: dict[int, _Entry] = {}
-        self._dlist = _new_bucket()
-        self._heap: list[int] = []
-        self._listeners: list[_Listener] = []
+        self._entry_class: type[_Entry] = LFUEntry if self._lfu else _Entry
+        self._freq_root = FreqNode(0)
+        self._wheel = ExpiryWheel()
+        self._dlist = self._wheel.dlist  # the hot path appends to it inline
+        self._listeners: list[Listener] = []
         self._notify = False
-        self._inflight: dict[Hashable, _Flight] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._flights = SingleFlight(self._track)
+        self._inflight = self._flights.flights  # the hot paths test it for emptiness
         self._timer: asyncio.TimerHandle | None = None
         self._timer_loop: asyncio.AbstractEventLoop | None = None
         # When a write should next check that the cleanup runs on the current loop (see
         # _ensure_timer): -inf makes the first write check.
         self._timer_due = -math.inf
         self._hits = self._misses = self._evictions = self._expirations = 0
-        self._loads = self._load_errors = 0
+        self._loads = self._load_errors = self._coalesced = 0
+        # Tags: key -> its tags, and tag -> its keys. Both stay empty (and every hot path
+        # pays one emptiness test) until a write gives tags; an entry leaving drops its key
+        # from both, so the index never outgrows the live tagged entries.
+        self._tagged: dict[Hashable, tuple[str, ...]] = {}
+        self._tag_keys: dict[str, set[Hashable]] = {}
         if on_evicted is not None:
-            self._listeners.append(_Listener(require_callable("on_evicted", on_evicted), True))
+            self._listeners.append(Listener(require_callable("on_evicted", on_evicted), True))
         if on_removed is not None:
-            self._listeners.append(_Listener(require_callable("on_removed", on_removed), False))
+            self._listeners.append(Listener(require_callable("on_removed", on_removed), False))
         self._notify = bool(self._listeners)
 
     # ------------------------------------------------------------------ properties
@@ -315,7 +271,7 @@ class TTLCache(Generic[T]):
         Args:
             callback: The listener.
         """
-        self._listeners.append(_Listener(require_callable("callback", callback), False))
+        self._listeners.append(Listener(require_callable("callback", callback), False))
         self._notify = True
 
     def remove_listener(self, callback: Callable[..., Any]) -> bool:
@@ -372,7 +328,26 @@ class TTLCache(Generic[T]):
         if self._lru:
             self._data.move_to_end(key)  # type: ignore[attr-defined]
         elif self._lfu:
-            self._lfu_bump(entry)  # type: ignore[arg-type]
+            lfu_bump(entry)  # type: ignore[arg-type]
+        self._hits += 1
+        return entry.value
+
+    def _hit(self, key: Hashable) -> Any:
+        """A synchronous hit for an owning cache (LayeredCache): the value, or ``MISSING``.
+
+        Counts the hit and the use (LRU/LFU) as :meth:`get` does; a miss is not counted
+        and an expired entry is left for the purge.
+        """
+        entry = self._data.get(key)
+        if entry is None:
+            return _MISSING
+        expires = entry.expires
+        if expires is not None and expires <= self._clock():
+            return _MISSING
+        if self._lru:
+            self._data.move_to_end(key)  # type: ignore[attr-defined]
+        elif self._lfu:
+            lfu_bump(entry)  # type: ignore[arg-type]
         self._hits += 1
         return entry.value
 
@@ -471,16 +446,18 @@ class TTLCache(Generic[T]):
         self.purge_expired()
         if not self._lfu:
             return list(self._data)
-        keys: list[Hashable] = []
-        node = self._freq_root.next
-        while node is not self._freq_root:
-            head = node.head
-            entry = head.next
-            while entry is not head:
-                keys.append(entry.key)
-                entry = entry.next
-            node = node.next
-        return keys
+        return lfu_keys(self._freq_root)
+
+    def items(self) -> list[tuple[Hashable, T]]:
+        """Return ``(key, value)`` pairs of the live entries, synchronously, as a snapshot.
+
+        In the order of :meth:`keys`; nothing is counted as a hit or a use.
+
+        Returns:
+            A new list of pairs.
+        """
+        data = self._data
+        return [(key, data[key].value) for key in self.keys()]
 
     def __iter__(self) -> Iterator[Hashable]:
         """Iterate over a snapshot of the live keys (see :meth:`keys`)."""
@@ -512,7 +489,9 @@ class TTLCache(Generic[T]):
 
     # ------------------------------------------------------------------ writing
 
-    async def set(self, key: Hashable, value: T, ttl: float | None = None) -> None:
+    async def set(
+        self, key: Hashable, value: T, ttl: float | None = None, *, tags: Iterable[str] = ()
+    ) -> None:
         """Store ``value`` under ``key``.
 
         Args:
@@ -520,13 +499,20 @@ class TTLCache(Generic[T]):
             value: The value.
             ttl: Seconds it lives; ``None`` uses ``default_ttl``; ``math.inf`` never
                 expires. A ttl of zero or less is an error, never "the default".
+            tags: Groups the entry belongs to: :meth:`invalidate_tags` removes every entry
+                of a group. They replace the tags of the value overwritten.
 
         Raises:
             ConfigurationError: If ``ttl`` is not positive.
-            ConfigurationTypeError: If ``ttl`` is not a number or ``key`` is not hashable.
+            ConfigurationTypeError: If ``ttl`` is not a number, ``key`` is not hashable or
+                a tag is not a string.
         """
         data = self._data
-        if ttl is not None or self._jitter or self._lfu:
+        if tags:
+            tag_tuple = _check_tags(tags)
+            removed = self._store(key, value, ttl)
+            self._tag(key, tag_tuple)
+        elif ttl is not None or self._jitter or self._lfu:
             removed = self._store(key, value, ttl)
         else:
             # The hot path, inlined (LRU/FIFO, default ttl); _store is the general case and
@@ -553,6 +539,8 @@ class TTLCache(Generic[T]):
                         nxt = entry.wnext
                         prev.wnext = nxt
                         nxt.wprev = prev
+                        if prev is nxt and prev.expires is not None:
+                            self._wheel.drop_bucket(prev)
                     if victim_expires is not None and victim_expires <= now:
                         self._expirations += 1
                         reason = _EXPIRED
@@ -561,6 +549,8 @@ class TTLCache(Generic[T]):
                         reason = _CAPACITY
                     if self._notify:
                         removed = [(entry.key, entry.value, reason)]
+                    if self._tagged:
+                        self._untag(entry.key)
                     # the victim is recycled as the new entry (see _store)
                 else:
                     entry = _new_object(_Entry)
@@ -576,21 +566,27 @@ class TTLCache(Generic[T]):
                     entry.wnext = dlist
                     dlist.wprev = entry
                 if self._inflight:
-                    self._mark_stale(key)
+                    self._flights.mark_stale(key)
         if removed is not None:
             await self._dispatch(removed)
 
-    async def set_many(self, items: Mapping[Hashable, T], ttl: float | None = None) -> None:
-        """Store every item of ``items`` (all with the same ``ttl``).
+    async def set_many(
+        self, items: Mapping[Hashable, T], ttl: float | None = None, *, tags: Iterable[str] = ()
+    ) -> None:
+        """Store every item of ``items`` (all with the same ``ttl`` and ``tags``).
 
         Args:
             items: Keys and values.
             ttl: As for :meth:`set`.
+            tags: As for :meth:`set`.
         """
         self._check_ttl(ttl)
+        tag_tuple = _check_tags(tags) if tags else ()
         removed: list[_Removal] = []
         for key, value in items.items():
             out = self._store(key, value, ttl)
+            if tag_tuple:
+                self._tag(key, tag_tuple)
             if out is not None:
                 removed += out
         if removed:
@@ -635,6 +631,34 @@ class TTLCache(Generic[T]):
         if removed:
             await self._dispatch(removed)
 
+    async def invalidate_tags(self, *tags: str) -> None:
+        """Remove every entry written with any of ``tags`` (listeners hear ``DELETED``).
+
+        Example:
+            >>> async def demo(cache: TTLCache[str]) -> None:
+            ...     await cache.set("user:7:name", "Ada", tags=("user:7",))
+            ...     await cache.invalidate_tags("user:7")
+
+        Args:
+            tags: Tag names.
+
+        Raises:
+            ConfigurationTypeError: If a tag is not a string.
+        """
+        _check_tags(tags)
+        keys: list[Hashable] = []
+        for tag in tags:
+            members = self._tag_keys.get(tag)
+            if members:
+                keys += members
+        if not keys:
+            return
+        removed: list[_Removal] = []
+        for key in keys:
+            self._delete(key, removed)
+        if removed:
+            await self._dispatch(removed)
+
     async def touch(self, key: Hashable, ttl: float | None = None) -> bool:
         """Restart the life of a live entry, as a use (LRU recency, LFU count).
 
@@ -656,14 +680,14 @@ class TTLCache(Generic[T]):
                 await self._dispatch(removed)
             return False
         if old is not None:
-            self._wheel_remove(entry)
+            self._wheel.remove(entry)
         entry.expires = expires
         if expires is not None:
-            self._link_expiry(entry, ttl is None and not self._jitter)
+            self._wheel.link(entry, ttl is None and not self._jitter)
         if self._lru:
             self._data.move_to_end(key)  # type: ignore[attr-defined]
         elif self._lfu:
-            self._lfu_bump(entry)  # type: ignore[arg-type]
+            lfu_bump(entry)  # type: ignore[arg-type]
         now = self._clock()
         if now > self._timer_due:
             self._ensure_timer(now)
@@ -710,7 +734,7 @@ class TTLCache(Generic[T]):
                 if self._lru:
                     self._data.move_to_end(key)  # type: ignore[attr-defined]
                 elif self._lfu:
-                    self._lfu_bump(entry)  # type: ignore[arg-type]
+                    lfu_bump(entry)  # type: ignore[arg-type]
                 self._hits += 1
                 if (
                     refresh_ahead is not None
@@ -718,29 +742,19 @@ class TTLCache(Generic[T]):
                     and expires - now <= refresh_ahead
                     and key not in self._inflight
                 ):
-                    self._start_load(key, factory, ttl)
+                    self._flights.start(key, self._load(key, factory, ttl))
                 value: T = entry.value
                 return value
             removed = self._expire_entry(entry)
             if removed is not None:
                 await self._dispatch(removed)
-        self._misses += 1
         flight = self._inflight.get(key)
         if flight is None:
-            flight = self._start_load(key, factory, ttl)
-        flight.waiters += 1
-        task = flight.task
-        try:
-            result: T = await asyncio.shield(task)
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if task.cancelled() and (current is None or not current.cancelling()):
-                raise CacheError(f"the load of key {key!r} was cancelled (cache closed)") from None
-            if flight.waiters == 1 and not task.done():
-                task.cancel()  # no one else waits: stop the load
-            raise
-        finally:
-            flight.waiters -= 1
+            self._misses += 1
+            flight = self._flights.start(key, self._load(key, factory, ttl))
+        else:
+            self._coalesced += 1  # a miss that waits on another caller's load
+        result: T = await self._flights.wait(key, flight)
         return result
 
     def transaction(self) -> CacheTransaction[T]:
@@ -794,6 +808,7 @@ class TTLCache(Generic[T]):
             items=len(self._data),
             loads=self._loads,
             load_errors=self._load_errors,
+            coalesced=self._coalesced,
             max_size=self._max_size,
         )
 
@@ -802,7 +817,7 @@ class TTLCache(Generic[T]):
     def reset_stats(self) -> None:
         """Set the hit, miss, eviction, expiration and load counters back to zero."""
         self._hits = self._misses = self._evictions = self._expirations = 0
-        self._loads = self._load_errors = 0
+        self._loads = self._load_errors = self._coalesced = 0
 
     async def close(self) -> None:
         """Stop the background cleanup and cancel loads and listener tasks still running.
@@ -895,21 +910,25 @@ class TTLCache(Generic[T]):
             if old is None or old > now:
                 if self._notify:
                     removed = [(key, entry.value, _REPLACED)]
+                if self._tagged:
+                    self._untag(key)
                 entry.value = value
                 if old is not None:
                     prev = entry.wprev
                     nxt = entry.wnext
                     prev.wnext = nxt
                     nxt.wprev = prev
+                    if prev is nxt and prev.expires is not None:
+                        self._wheel.drop_bucket(prev)
                 entry.expires = expires
                 if expires is not None:
-                    self._link_expiry(entry, uniform)
+                    self._wheel.link(entry, uniform)
                 if self._lru:
                     data.move_to_end(key)  # type: ignore[attr-defined]
                 elif self._lfu:
-                    self._lfu_bump(entry)  # type: ignore[arg-type]
+                    lfu_bump(entry)  # type: ignore[arg-type]
                 if self._inflight:
-                    self._mark_stale(key)
+                    self._flights.mark_stale(key)
                 return removed
             removed = self._expire_entry(entry)
         max_size = self._max_size
@@ -918,7 +937,7 @@ class TTLCache(Generic[T]):
             if self._lfu:
                 victim: _Entry = self._freq_root.next.head.next
                 del data[victim.key]
-                self._lfu_remove(victim)  # type: ignore[arg-type]
+                lfu_remove(victim)  # type: ignore[arg-type]
             else:
                 victim = data.popitem(last=False)[1]  # type: ignore[call-arg]
             victim_expires = victim.expires
@@ -927,6 +946,8 @@ class TTLCache(Generic[T]):
                 nxt = victim.wnext
                 prev.wnext = nxt
                 nxt.wprev = prev
+                if prev is nxt and prev.expires is not None:
+                    self._wheel.drop_bucket(prev)
             if victim_expires is not None and victim_expires <= now:
                 self._expirations += 1
                 reason = _EXPIRED
@@ -937,6 +958,8 @@ class TTLCache(Generic[T]):
                 if removed is None:
                     removed = []
                 removed.append((victim.key, victim.value, reason))
+            if self._tagged:
+                self._untag(victim.key)
             # Recycle the victim as the new entry: nothing else refers to it, and reusing
             # it saves an allocation and a deallocation on every write to a full cache.
             entry = victim
@@ -949,11 +972,11 @@ class TTLCache(Generic[T]):
         entry.expires = expires
         data[key] = entry
         if expires is not None:
-            self._link_expiry(entry, uniform)
+            self._wheel.link(entry, uniform)
         if self._lfu:
-            self._lfu_insert(entry)  # type: ignore[arg-type]
+            lfu_insert(self._freq_root, entry)  # type: ignore[arg-type]
         if self._inflight:
-            self._mark_stale(key)
+            self._flights.mark_stale(key)
         return removed
 
     def _expire_entry(self, entry: _Entry) -> list[_Removal] | None:
@@ -966,15 +989,17 @@ class TTLCache(Generic[T]):
     def _unlink(self, entry: _Entry) -> None:
         """Remove ``entry`` from every structure."""
         del self._data[entry.key]
+        if self._tagged:
+            self._untag(entry.key)
         if entry.expires is not None:
-            self._wheel_remove(entry)
+            self._wheel.remove(entry)
         if self._lfu:
-            self._lfu_remove(entry)  # type: ignore[arg-type]
+            lfu_remove(entry)  # type: ignore[arg-type]
 
     def _delete(self, key: Hashable, removed: list[_Removal]) -> bool:
         entry = self._lookup(key)
         if self._inflight:
-            self._mark_stale(key)
+            self._flights.mark_stale(key)
         if entry is None:
             return False
         expires = entry.expires
@@ -997,186 +1022,93 @@ class TTLCache(Generic[T]):
                 if expires is None or expires > now:
                     removed.append((key, entry.value, _CLEARED))
         data.clear()
-        self._buckets.clear()
-        dlist = self._dlist
-        dlist.wprev = dlist.wnext = dlist
-        self._heap.clear()
+        self._tagged.clear()
+        self._tag_keys.clear()
+        self._wheel.clear()
         root = self._freq_root
         root.prev = root.next = root
-        for flight in self._inflight.values():
-            flight.stale = True
-
-    def _mark_stale(self, key: Hashable) -> None:
-        flight = self._inflight.get(key)
-        if flight is not None:
-            flight.stale = True
-
-    # --- the expiry wheel
-
-    def _link_expiry(self, entry: _Entry, uniform: bool) -> None:
-        """Link ``entry`` at the tail of the default list (``uniform``) or into the wheel."""
-        if uniform:
-            # Entries given the default ttl, without jitter, expire in the order they are
-            # written (the clock is monotonic): one list, appended at the tail, purged from
-            # the head, needs no bucket lookup. It is the common case and the hot path.
-            bucket = self._dlist
-        else:
-            second = _floor(entry.expires)  # type: ignore[arg-type]
-            found = self._buckets.get(second)
-            if found is None:
-                found = self._buckets[second] = _new_bucket()
-                _heappush(self._heap, second)
-            bucket = found
-        last = bucket.wprev
-        last.wnext = entry
-        entry.wprev = last
-        entry.wnext = bucket
-        bucket.wprev = entry
-
-    @staticmethod
-    def _wheel_remove(entry: _Entry) -> None:
-        # An emptied bucket stays in _buckets until the cleanup pops its second: deleting
-        # it here would leave its second in the heap, pushed again on every refill.
-        prev = entry.wprev
-        nxt = entry.wnext
-        prev.wnext = nxt
-        nxt.wprev = prev
-        entry.wprev = entry.wnext = None
+        self._flights.mark_all_stale()
 
     def _purge(self, now: float, removed: list[_Removal], *, exact: bool) -> int:
-        """Drop expired entries and return how many.
-
-        First the head of the default list (sorted by expiry) up to the first live entry,
-        then the buckets whose second has passed (all expired), then, if ``exact``, the
-        expired entries of the current second's bucket.
-        """
-        heap = self._heap
-        buckets = self._buckets
+        """Drop the expired entries (see :meth:`ExpiryWheel.pop_expired`); return how many."""
+        expired = self._wheel.pop_expired(now, exact=exact)
         data = self._data
         lfu = self._lfu
         notify = self._notify
-        current = _floor(now)
-        count = 0
-        dlist = self._dlist
-        entry = dlist.wnext
-        while entry is not dlist and entry.expires <= now:
-            nxt = entry.wnext
-            entry.wprev = entry.wnext = None
+        tagged = self._tagged
+        for entry in expired:
             del data[entry.key]
+            if tagged:
+                self._untag(entry.key)
             if lfu:
-                self._lfu_remove(entry)
+                lfu_remove(entry)  # type: ignore[arg-type]
             if notify:
                 removed.append((entry.key, entry.value, _EXPIRED))
-            count += 1
-            entry = nxt
-        entry.wprev = dlist
-        dlist.wnext = entry
-        while heap and heap[0] < current:
-            bucket = buckets.pop(_heappop(heap))
-            entry = bucket.wnext
-            while entry is not bucket:
-                nxt = entry.wnext
-                entry.wprev = entry.wnext = None
-                del data[entry.key]
-                if lfu:
-                    self._lfu_remove(entry)
-                if notify:
-                    removed.append((entry.key, entry.value, _EXPIRED))
-                count += 1
-                entry = nxt
-        if exact and heap and heap[0] == current:
-            bucket = buckets[current]
-            entry = bucket.wnext
-            while entry is not bucket:
-                nxt = entry.wnext
-                if entry.expires <= now:
-                    self._wheel_remove(entry)
-                    del data[entry.key]
-                    if lfu:
-                        self._lfu_remove(entry)
-                    if notify:
-                        removed.append((entry.key, entry.value, _EXPIRED))
-                    count += 1
-                entry = nxt
+        count = len(expired)
         self._expirations += count
         return count
 
-    # --- LFU frequency lists
+    # --- tags
 
-    def _lfu_insert(self, entry: _LFUEntry) -> None:
-        root = self._freq_root
-        node = root.next
-        if node.freq != 1:
-            node = _FreqNode(1)
-            node.prev = root
-            node.next = root.next
-            root.next.prev = node
-            root.next = node
-        self._lfu_append(node, entry)
+    def _tag(self, key: Hashable, tags: tuple[str, ...]) -> None:
+        """Index a just-stored ``key`` under ``tags`` (the store dropped its old tags)."""
+        self._tagged[key] = tags
+        index = self._tag_keys
+        for tag in tags:
+            members = index.get(tag)
+            if members is None:
+                index[tag] = {key}
+            else:
+                members.add(key)
 
-    @staticmethod
-    def _lfu_append(node: _FreqNode, entry: _LFUEntry) -> None:
-        head = node.head
-        last = head.prev
-        last.next = entry
-        entry.prev = last
-        entry.next = head
-        head.prev = entry
-        entry.node = node
+    def _untag(self, key: Hashable) -> None:
+        """Drop ``key`` from the tag index, and each tag left with no key."""
+        tags = self._tagged.pop(key, None)
+        if tags is None:
+            return
+        index = self._tag_keys
+        for tag in tags:
+            members = index[tag]
+            members.discard(key)
+            if not members:
+                del index[tag]
 
-    def _lfu_bump(self, entry: _LFUEntry) -> None:
-        node = entry.node
-        nxt = node.next
-        freq = node.freq + 1
-        if nxt.freq != freq:  # the root has freq 0, never equal
-            new = _FreqNode(freq)
-            new.prev = node
-            new.next = nxt
-            nxt.prev = new
-            node.next = new
-            nxt = new
-        self._lfu_remove(entry)
-        self._lfu_append(nxt, entry)
+    # --- loads
 
-    @staticmethod
-    def _lfu_remove(entry: _LFUEntry) -> None:
-        prev = entry.prev
-        nxt = entry.next
-        prev.next = nxt
-        nxt.prev = prev
-        entry.prev = entry.next = None
-        node = entry.node
-        entry.node = None
-        if node.head.next is node.head:  # the node is empty: unlink it
-            node.prev.next = node.next
-            node.next.prev = node.prev
+    async def _load(
+        self,
+        key: Hashable,
+        factory: Callable[[], Awaitable[T]] | Callable[[], T],
+        ttl: float | None,
+    ) -> T:
+        self._loads += 1
+        finish = self._flights.finish
+        try:
+            result = factory()
+            value: T = await result if inspect.isawaitable(result) else result
+        except (asyncio.CancelledError, Uncached):
+            finish(key)
+            raise
+        except BaseException:
+            self._load_errors += 1
+            finish(key)
+            raise
+        flight = finish(key)
+        if flight is None or not flight.stale:
+            removed = self._store(key, value, ttl)
+            if removed is not None:
+                await self._dispatch(removed)
+        return value
 
     # --- listeners
 
     def _call_listeners(self, key: Hashable, value: Any, reason: EvictionReason) -> list[Any]:
-        """Call every listener for one removal; return the awaitables they gave back."""
-        pending: list[Any] = []
-        for listener in tuple(self._listeners):
-            if listener.simple and reason is not _EXPIRED and reason is not _CAPACITY:
-                continue
-            try:
-                if listener.simple:
-                    result = listener.callback(key, value)
-                else:
-                    result = listener.callback(key, value, reason)
-            except Exception:
-                logger.exception("cache listener %r failed for key %r", listener.callback, key)
-                continue
-            # Async listeners, and sync ones returning an awaitable (a lambda wrapping an
-            # async call): both are awaited, never left as un-awaited coroutines.
-            if inspect.isawaitable(result):
-                pending.append((listener.callback, key, result))
-        return pending
+        return call_listeners(self._listeners, key, value, reason)
 
     async def _dispatch(self, removed: list[_Removal]) -> None:
         for key, value, reason in removed:
             # Awaited one removal at a time, so listeners hear removals in order.
-            await _await_all(self._call_listeners(key, value, reason))
+            await await_all(self._call_listeners(key, value, reason))
 
     def _dispatch_soon(self, removed: list[_Removal]) -> None:
         """Announce removals from synchronous code: awaitables run in one task, in order."""
@@ -1188,75 +1120,21 @@ class TTLCache(Generic[T]):
         try:
             loop = _get_running_loop()
         except RuntimeError:
-            _close_all(pending)
+            close_all(pending)
             logger.warning(
                 "%d removals not announced to async listeners: no running event loop",
                 len(pending),
             )
             return
-        task = loop.create_task(_await_all(pending))
+        task = loop.create_task(await_all(pending))
         # A task cancelled before its first step never runs its body: close what it did not
         # await, so no coroutine is left un-awaited (closing a finished one does nothing).
-        task.add_done_callback(lambda _: _close_all(pending))
+        task.add_done_callback(lambda _: close_all(pending))
         self._track(task)
 
     def _track(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    # --- loads
-
-    def _start_load(
-        self,
-        key: Hashable,
-        factory: Callable[[], Awaitable[T]] | Callable[[], T],
-        ttl: float | None,
-    ) -> _Flight:
-        task = _get_running_loop().create_task(self._load(key, factory, ttl))
-        flight = _Flight(task)
-        self._inflight[key] = flight
-        inflight = self._inflight
-
-        def forget(_: asyncio.Task[Any]) -> None:
-            # A task cancelled before its first step never runs _load's cleanup.
-            if inflight.get(key) is flight:
-                del inflight[key]
-
-        self._track(task)
-        task.add_done_callback(forget)
-        task.add_done_callback(_retrieve)
-        return flight
-
-    async def _load(
-        self,
-        key: Hashable,
-        factory: Callable[[], Awaitable[T]] | Callable[[], T],
-        ttl: float | None,
-    ) -> T:
-        self._loads += 1
-        try:
-            result = factory()
-            value: T = await result if inspect.isawaitable(result) else result
-        except asyncio.CancelledError:
-            self._drop_flight(key)
-            raise
-        except BaseException:
-            self._load_errors += 1
-            self._drop_flight(key)
-            raise
-        flight = self._drop_flight(key)
-        if flight is None or not flight.stale:
-            removed = self._store(key, value, ttl)
-            if removed is not None:
-                await self._dispatch(removed)
-        return value
-
-    def _drop_flight(self, key: Hashable) -> _Flight | None:
-        flight = self._inflight.get(key)
-        if flight is not None and flight.task is asyncio.current_task():
-            del self._inflight[key]
-            return flight
-        return None
 
     # --- background cleanup
 
@@ -1306,27 +1184,6 @@ class TTLCache(Generic[T]):
         assert interval is not None
         self._timer = loop.call_later(interval, _timer_fired, weakref.ref(self))
         self._timer_due = self._clock() + 2 * interval
-
-
-async def _await_all(pending: list[Any]) -> None:
-    for callback, key, awaitable in pending:
-        try:
-            await awaitable
-        except Exception:
-            logger.exception("cache listener %r failed for key %r", callback, key)
-
-
-def _close_all(pending: list[Any]) -> None:
-    for _, _, awaitable in pending:
-        if inspect.iscoroutine(awaitable):
-            awaitable.close()
-
-
-def _retrieve(task: asyncio.Task[Any]) -> None:
-    # The waiters see the exception; this keeps asyncio from logging it as never retrieved
-    # when every waiter gave up first.
-    if not task.cancelled():
-        task.exception()
 
 
 class TTLLRUCache(TTLCache[T]):
@@ -1411,91 +1268,3 @@ class TTLFIFOCache(TTLCache[T]):
             jitter=jitter,
             clock=clock,
         )
-
-
-_DELETE: Any = object()
-
-
-class CacheTransaction(Generic[T]):
-    """Buffered writes to a :class:`TTLCache`, applied together at the block's exit.
-
-    Get one from :meth:`TTLCache.transaction`. Reads see the buffered writes first.
-    """
-
-    __slots__ = ("_cache", "_done", "_ops")
-
-    def __init__(self, cache: TTLCache[T]) -> None:
-        self._cache = cache
-        self._ops: dict[Hashable, tuple[Any, float | None]] = {}
-        self._done = False
-
-    @overload
-    async def get(self, key: Hashable) -> T | None: ...
-    @overload
-    async def get(self, key: Hashable, default: D) -> T | D: ...
-    async def get(self, key: Hashable, default: Any = None) -> Any:
-        """Return the buffered value of ``key``, else the cache's (see :meth:`TTLCache.get`)."""
-        try:
-            op = self._ops.get(key)
-        except TypeError:
-            raise _unhashable(key) from None
-        if op is not None:
-            return default if op[0] is _DELETE else op[0]
-        return await self._cache.get(key, default)
-
-    async def set(self, key: Hashable, value: T, ttl: float | None = None) -> None:
-        """Buffer a :meth:`TTLCache.set`; the ttl counts from the commit."""
-        self._check_open()
-        self._cache._check_ttl(ttl)
-        try:
-            self._ops[key] = (value, ttl)
-        except TypeError:
-            raise _unhashable(key) from None
-
-    async def delete(self, key: Hashable) -> bool:
-        """Buffer a :meth:`TTLCache.delete`.
-
-        Returns:
-            Whether the key holds a value as this transaction sees it.
-        """
-        self._check_open()
-        try:
-            op = self._ops.get(key)
-        except TypeError:
-            raise _unhashable(key) from None
-        existed = op[0] is not _DELETE if op is not None else key in self._cache
-        self._ops[key] = (_DELETE, None)
-        return existed
-
-    def _check_open(self) -> None:
-        if self._done:
-            raise CacheError("this transaction is already committed or rolled back")
-
-    async def __aenter__(self) -> CacheTransaction[T]:
-        """Start buffering."""
-        self._check_open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Apply the buffered writes, or drop them if the block raised."""
-        self._done = True
-        ops, self._ops = self._ops, {}
-        if exc_type is not None or not ops:
-            return
-        cache = self._cache
-        removed: list[_Removal] = []
-        # Every ttl was checked when buffered: nothing below raises half way.
-        for key, (value, ttl) in ops.items():
-            if value is _DELETE:
-                cache._delete(key, removed)
-            else:
-                out = cache._store(key, value, ttl)
-                if out is not None:
-                    removed += out
-        if removed:
-            await cache._dispatch(removed)
