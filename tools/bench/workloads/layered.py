@@ -34,12 +34,15 @@ import asyncio
 import atexit
 import bisect
 import contextlib
+import ctypes
 import itertools
 import multiprocessing
 import random
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterable
 from multiprocessing.connection import Connection
@@ -55,6 +58,16 @@ VALUE = b"v" * 100
 _started: list[subprocess.Popen[bytes]] = []
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: Linux sends it SIGKILL when the benchmark process dies.
+
+    atexit does not run when the benchmark is killed with SIGKILL; this covers that case.
+    """
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def _redis_server() -> tuple[str, int]:
     binary = shutil.which("redis-server")
     if binary is None:
@@ -66,6 +79,7 @@ def _redis_server() -> tuple[str, int]:
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
     )
     _started.append(proc)
     deadline = time.monotonic() + 10
