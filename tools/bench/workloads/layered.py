@@ -6,15 +6,26 @@ distributed tier.
 * local-hit: 200k reads of 10k keys all held in the local tier. Raw baseline: a dict read
   in a coroutine; beside it TTLCache alone and LayeredCache (the goal: within 0.8x of
   TTLCache alone).
-* invalidation: one cache writes a key that another cache (another connection, another
-  subscription) holds locally; the delay runs from the write call until the other's local
-  copy is dropped, per write (p50/p99 in ms). Beside it cashews' client-side cache
-  (``client_side=True``: Redis 6 CLIENT TRACKING in broadcast mode) on the same server.
-* zipf-95/5: three caches (three connections and subscriptions; in one process, so the
-  figures compare the two setups rather than measure a fleet) run 95% reads and 5% writes
-  over 10k keys drawn from a Zipf(1.1) distribution; with the local tier (LayeredCache) and
-  without it (DistributedCache alone). ``remote/op`` counts requests reaching Redis per
-  operation; ``local hit%`` the reads the local tier answered.
+* invalidation: a writer process overwrites keys that a reader process holds in its local
+  tier (1k keys, one write every 2 ms so invalidations do not queue behind each other);
+  the delay runs from the write call in the writer to the drop of the reader's local copy,
+  both stamped with ``time.monotonic_ns`` (CLOCK_MONOTONIC, one clock for every process
+  on the machine); p50/p99 in ms, ``missed`` the writes whose drop never came within 5 s,
+  ``set p50 ms`` how long the writer's write call itself took.
+  Beside it cashews' client-side cache (``BcastClientSide``: Redis 6 CLIENT TRACKING in
+  broadcast mode) on the same server, timed the same way (writer ``set`` -> the reader's
+  local ``delete``). The ops/s column of this scenario is the paced write rate, not a
+  speed.
+* zipf-95/5: three processes run 95% reads and 5% writes over 10k keys drawn from a
+  Zipf(1.1) distribution (one plan of 30k operations, a third each), with the local tier
+  (LayeredCache) and without it (DistributedCache alone). ``redis calls/op``: commands the
+  server ran per operation (INFO commandstats delta: reads, writes, invalidation PUBLISHes,
+  and the odd subscription heartbeat of the idle workers); ``remote/op``: the distributed
+  tier's own reads+writes per operation (its ``stats()``); ``local hit%``: the reads the
+  local tiers answered.
+
+The worker processes (spawned once, reused by every round) and the redis-server are stopped
+at exit, killed if they do not stop within 5 s.
 """
 
 from __future__ import annotations
@@ -22,13 +33,20 @@ from __future__ import annotations
 import asyncio
 import atexit
 import bisect
+import contextlib
+import ctypes
 import itertools
+import multiprocessing
 import random
 import shutil
+import signal
 import socket
-import statistics
 import subprocess
+import sys
 import time
+from collections.abc import Iterable
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from mtaio.cache import DistributedCache, LayeredCache, RawSerializer, TTLCache
@@ -38,6 +56,16 @@ from .._runner import Case, Options, Scenario, workload
 KEYS = 10_000
 VALUE = b"v" * 100
 _started: list[subprocess.Popen[bytes]] = []
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: Linux sends it SIGKILL when the benchmark process dies.
+
+    atexit does not run when the benchmark is killed with SIGKILL; this covers that case.
+    """
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _redis_server() -> tuple[str, int]:
@@ -51,6 +79,7 @@ def _redis_server() -> tuple[str, int]:
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
     )
     _started.append(proc)
     deadline = time.monotonic() + 10
@@ -136,43 +165,42 @@ def layered(options: Options) -> list[Scenario]:
         note="200k reads of 10k keys held locally",
     )
 
-    # -- invalidation delay
-    writes = options.scale(2_000)
-    writer, holder = _layered(address, "bench-inv"), _layered(address, "bench-inv")
-    received = asyncio.Event()
-    original = LayeredCache._on_message
+    # -- invalidation delay between processes
+    workers = _Workers(address, 3)
+    writes = options.scale(1_000)
 
-    def timed(self: LayeredCache[Any], data: Any) -> None:
-        original(self, data)
-        if self is holder:
-            received.set()
-
-    async def run_mtaio_delay() -> dict[str, float]:
-        LayeredCache._on_message = timed  # type: ignore[method-assign]
-        try:
-            assert await writer.connected(10.0)
-            assert await holder.connected(10.0)
-            delays = []
-            for i in range(writes):
-                received.clear()
-                started = time.perf_counter()
-                await writer.set("hot", b"%d" % i)
-                await asyncio.wait_for(received.wait(), 5.0)
-                delays.append(time.perf_counter() - started)
-            return {
-                "p50 ms": 1000 * _percentile(delays, 0.5),
-                "p99 ms": 1000 * _percentile(delays, 0.99),
+    def delay_case(name: str, impl: str) -> Case:
+        async def run() -> dict[str, float]:
+            await workers.call(0, "inval-write-setup", impl, writes)
+            await workers.call(1, "inval-hold", impl, writes)
+            stamps: list[tuple[int, int]] = await workers.call(
+                0, "inval-write", impl, writes, _PACE
+            )
+            seen: dict[str, int] = await workers.call(1, "inval-collect", 5.0)
+            delays = [
+                (seen[f"inv{i}"] - t) / 1e6 for i, (t, _) in enumerate(stamps) if f"inv{i}" in seen
+            ]
+            out = {
+                "missed": float(writes - len(delays)),
+                "set p50 ms": _percentile([(e - b) / 1e6 for b, e in stamps], 0.5),
             }
-        finally:
-            LayeredCache._on_message = original  # type: ignore[method-assign]
+            if delays:
+                out["p50 ms"] = _percentile(delays, 0.5)
+                out["p99 ms"] = _percentile(delays, 0.99)
+            return out
 
-    cases = [Case("**mtaio LayeredCache**", run_mtaio_delay, writes, raw=True)]
-    cashews_delay = _cashews_case(address, writes)
-    if cashews_delay is not None:
-        cases.append(cashews_delay)
-    inval = Scenario("invalidation", cases, note="write call -> the other's local copy dropped")
+        return Case(name, run, writes, raw=impl == "mtaio")
 
-    # -- zipf 95/5 over three caches
+    cases = [delay_case("**mtaio LayeredCache**", "mtaio")]
+    if _has_cashews():
+        cases.append(delay_case("cashews BcastClientSide", "cashews"))
+    inval = Scenario(
+        "invalidation",
+        cases,
+        note="writer and reader in two processes: write call -> the reader's copy dropped",
+    )
+
+    # -- zipf 95/5 over three processes
     ops = options.scale(30_000)
     rng = random.Random(7)
     weights = list(itertools.accumulate(1.0 / (i + 1) ** 1.1 for i in range(KEYS)))
@@ -181,98 +209,290 @@ def layered(options: Options) -> list[Scenario]:
         (keys[bisect.bisect_left(weights, rng.random() * total)], rng.random() < 0.05)
         for _ in range(ops)
     ]
-    with_local = [_layered(address, "bench-zipf") for _ in range(3)]
-    without = [
-        DistributedCache[bytes](
-            [address], replication_factor=1, namespace="bench-zipf2", serializer=RawSerializer()
-        )
-        for _ in range(3)
-    ]
+    reads_planned = sum(1 for _, write in plan if not write)
 
-    async def mix(caches: list[Any], remote_of: Any) -> dict[str, float]:
-        before = [remote_of(c).stats() for c in caches]
-        local_before = sum(c.stats().local_hits for c in caches if isinstance(c, LayeredCache))
+    def mix_case(name: str, impl: str) -> Case:
+        async def run() -> dict[str, float]:
+            before = _command_calls(address)
+            outs = await asyncio.gather(
+                *(workers.call(n, "zipf", impl, plan[n::3]) for n in range(3))
+            )
+            calls = _command_calls(address) - before - 1  # our own INFO
+            return {
+                "redis calls/op": calls / ops,
+                "remote/op": sum(o["remote"] for o in outs) / ops,
+                "local hit%": 100.0 * sum(o["local_hits"] for o in outs) / reads_planned,
+            }
 
-        async def client(n: int, cache: Any) -> None:
-            for key, write in plan[n::3]:
-                if write:
-                    await cache.set(key, VALUE)
-                else:
-                    await cache.get(key)
-
-        await asyncio.gather(*(client(n, c) for n, c in enumerate(caches)))
-        after = [remote_of(c).stats() for c in caches]
-        remote = sum(
-            (a.reads + a.writes) - (b.reads + b.writes) for a, b in zip(after, before, strict=True)
-        )
-        local = sum(c.stats().local_hits for c in caches if isinstance(c, LayeredCache))
-        reads_done = sum(1 for _, w in plan if not w)
-        hit_rate = 100.0 * (local - local_before) / reads_done
-        return {"remote/op": remote / ops, "local hit%": hit_rate}
-
-    async def run_without() -> dict[str, float]:
-        return await mix(without, lambda c: c)
-
-    async def run_with() -> dict[str, float]:
-        for c in with_local:
-            assert await c.connected(10.0)
-        return await mix(with_local, lambda c: c.remote)
+        return Case(name, run, ops, raw=impl == "remote")
 
     zipf = Scenario(
         "zipf-95/5",
         [
-            Case("DistributedCache alone", run_without, ops, raw=True),
-            Case("**mtaio LayeredCache**", run_with, ops),
+            mix_case("DistributedCache alone", "remote"),
+            mix_case("**mtaio LayeredCache**", "layered"),
         ],
-        note="3 caches, 95% reads, Zipf(1.1) over 10k keys",
+        note="3 processes, 95% reads, Zipf(1.1) over 10k keys",
     )
     return [hit, inval, zipf]
 
 
-def _cashews_case(address: tuple[str, int], writes: int) -> Case | None:
+def _has_cashews() -> bool:
     try:
-        from cashews.backends.redis.client_side import BcastClientSide
+        import cashews  # noqa: F401
     except ImportError:  # pragma: no cover - the bench group installs it
-        return None
-    url = f"redis://{address[0]}:{address[1]}/"
-    key = "cashews:hot"  # under cashews' default tracking prefix
-    tries = min(writes, 5)  # each missed invalidation costs its 1 s timeout
+        return False
+    return True
 
-    async def run() -> dict[str, float]:
-        a, b = BcastClientSide(url), BcastClientSide(url)
-        async with asyncio.timeout(30):
-            await a.init()
-            await b.init()
-        dropped = asyncio.Event()
-        original = b._local_cache.delete
 
-        async def delete(k: Any) -> Any:
-            dropped.set()
-            return await original(k)
+def _command_calls(address: tuple[str, int]) -> int:
+    """Every command the server has run so far (INFO commandstats), this INFO included."""
+    with socket.create_connection(address, timeout=10) as s:
+        s.sendall(b"INFO commandstats\r\n")
+        data = b""
+        while not data.startswith(b"$") or b"\r\n" not in data:
+            data += s.recv(65536)
+        head, _, body = data.partition(b"\r\n")
+        size = int(head[1:])
+        while len(body) < size + 2:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError("INFO reply cut short")
+            body += chunk
+    calls = 0
+    for line in body[:size].decode().splitlines():
+        if line.startswith("cmdstat_"):
+            fields = dict(f.split("=", 1) for f in line.split(":", 1)[1].split(","))
+            calls += int(fields["calls"])
+    return calls
 
-        b._local_cache.delete = delete
-        delays: list[float] = []
-        missed = 0
-        try:
-            for i in range(tries):
-                await b.get(key)  # hold it locally
-                dropped.clear()
-                started = time.perf_counter()
-                await a.set(key, i)
-                try:
-                    await asyncio.wait_for(dropped.wait(), 1.0)
-                except TimeoutError:
-                    missed += 1
-                    continue
-                delays.append(time.perf_counter() - started)
-        finally:
-            b._local_cache.delete = original
-            await a.close()
-            await b.close()
-        out = {"missed": float(missed)}
-        if delays:
-            out["p50 ms"] = 1000 * statistics.median(delays)
-            out["p99 ms"] = 1000 * _percentile(delays, 0.99)
+
+class _Workers:
+    """Long-lived worker processes (spawned once, reused by every round), one pipe each.
+
+    A worker runs one command at a time and keeps its caches between commands, so rounds
+    time the work rather than process start-up. Workers are daemonic, end when their pipe
+    closes, and are stopped (then killed) at exit.
+    """
+
+    def __init__(self, address: tuple[str, int], count: int) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.pipes: list[Connection] = []
+        self.procs: list[BaseProcess] = []
+        # kept referenced: the children attach to its semaphores after start() returns
+        self.barrier = barrier = ctx.Barrier(count)
+        for _ in range(count):
+            mine, theirs = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(theirs, address, barrier), daemon=True)
+            proc.start()
+            theirs.close()
+            self.pipes.append(mine)
+            self.procs.append(proc)
+        atexit.register(self.stop)
+
+    async def call(self, n: int, command: str, *args: Any) -> Any:
+        pipe = self.pipes[n]
+        pipe.send((command, *args))
+        if not await asyncio.to_thread(pipe.poll, _CALL_TIMEOUT):
+            raise TimeoutError(f"worker {n}: no answer to {command!r} in {_CALL_TIMEOUT} s")
+        status, out = pipe.recv()
+        if status != "ok":
+            raise RuntimeError(f"worker {n}: {command!r} failed: {out}")
         return out
 
-    return Case("cashews BcastClientSide", run, tries)
+    def stop(self) -> None:
+        for pipe in self.pipes:
+            with contextlib.suppress(OSError):
+                pipe.send(("quit",))
+            pipe.close()
+        for proc in self.procs:
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+
+
+_PACE = 0.002  # seconds between two timed writes: invalidations do not queue behind others
+_CALL_TIMEOUT = 120.0
+
+
+def _worker(pipe: Connection, address: tuple[str, int], barrier: Any) -> None:
+    asyncio.run(_serve(pipe, address, barrier))
+
+
+async def _serve(pipe: Connection, address: tuple[str, int], barrier: Any) -> None:
+    state: dict[str, Any] = {
+        "seen": {},  # key -> when its held local copy was dropped (monotonic ns)
+        "armed": False,
+        "want": 0,
+        "all_seen": asyncio.Event(),
+        "closers": [],
+    }
+    try:
+        while await asyncio.to_thread(pipe.poll, 600.0):
+            try:
+                command, *args = pipe.recv()
+            except EOFError:
+                return  # the parent is gone
+            if command == "quit":
+                return
+            try:
+                async with asyncio.timeout(_CALL_TIMEOUT - 10):
+                    out = await _COMMANDS[command](state, address, barrier, *args)
+            except Exception as exc:
+                pipe.send(("error", repr(exc)))
+            else:
+                pipe.send(("ok", out))
+    finally:
+        for close in state["closers"]:
+            with contextlib.suppress(Exception):
+                await close()
+
+
+async def _inval_cache(state: dict[str, Any], address: tuple[str, int], impl: str) -> Any:
+    """This process's cache for the invalidation case ``impl``, made on first use."""
+    cache = state.get(impl)
+    if cache is not None:
+        return cache
+    if impl == "mtaio":
+        cache = _layered(address, "bench-inv")
+        assert await cache.connected(10.0)
+
+        original = LayeredCache._drop_local
+        seen = state["seen"]
+
+        def timed(self: LayeredCache[Any], keys: Iterable[str]) -> None:
+            keys = list(keys)
+            held = [k for k in keys if k in self._ldata]
+            original(self, keys)
+            if state["armed"] and self is cache:
+                now = time.monotonic_ns()
+                for k in held:
+                    seen.setdefault(k, now)
+                if len(seen) >= state["want"]:
+                    state["all_seen"].set()
+
+        LayeredCache._drop_local = timed  # type: ignore[method-assign]
+    else:
+        from cashews.backends.redis.client_side import BcastClientSide
+
+        # RESP2: with redis-py 8's default RESP3 the invalidations that CLIENT TRACKING
+        # redirects arrive as push messages cashews' listener never sees (its local copies
+        # then stay stale); cashews' listener reads them as Pub/Sub messages, i.e. RESP2.
+        cache = BcastClientSide(f"redis://{address[0]}:{address[1]}/", protocol=2)
+        async with asyncio.timeout(30):
+            await cache.init()
+        if not cache._listen_started.is_set():
+            raise RuntimeError("cashews' invalidation listener did not start")
+        local = cache._local_cache
+        delete = local.delete
+        seen = state["seen"]
+
+        async def timed_delete(key: Any) -> Any:
+            held = await local.get(key, default=None) is not None
+            out = await delete(key)
+            if state["armed"] and held:
+                seen.setdefault(key, time.monotonic_ns())
+                if len(seen) >= state["want"]:
+                    state["all_seen"].set()
+            return out
+
+        local.delete = timed_delete
+    state[impl] = cache
+    state["closers"].append(cache.close)
+    return cache
+
+
+async def _inval_write_setup(
+    state: dict[str, Any], address: Any, _: Any, impl: str, n: int
+) -> None:
+    cache = await _inval_cache(state, address, impl)
+    for i in range(n):
+        await cache.set(f"inv{i}", VALUE)
+
+
+async def _inval_hold(state: dict[str, Any], address: Any, _: Any, impl: str, n: int) -> int:
+    """Read every key so the local tier holds it, then start recording the drops."""
+    cache = await _inval_cache(state, address, impl)
+    state["armed"] = False
+    await asyncio.sleep(0.3)  # the setup writes' own invalidations go by
+    for i in range(n):
+        await cache.get(f"inv{i}")
+    held = (
+        sum(1 for i in range(n) if f"inv{i}" in cache._ldata)
+        if impl == "mtaio"
+        else sum([await cache._local_cache.get(f"inv{i}") is not None for i in range(n)])
+    )
+    if held != n:
+        raise RuntimeError(f"{impl}: the reader holds {held} of {n} keys")
+    state["seen"].clear()
+    state["want"] = n
+    state["all_seen"].clear()
+    state["armed"] = True
+    return held
+
+
+async def _inval_write(
+    state: dict[str, Any], address: Any, _: Any, impl: str, n: int, pace: float
+) -> list[tuple[int, int]]:
+    """Write every key, ``pace`` seconds apart; return when each write call began and ended."""
+    cache = state[impl]
+    stamps = []
+    for i in range(n):
+        started = time.monotonic_ns()
+        await cache.set(f"inv{i}", b"%d" % i)
+        stamps.append((started, time.monotonic_ns()))
+        await asyncio.sleep(pace)
+    return stamps
+
+
+async def _inval_collect(state: dict[str, Any], _: Any, __: Any, within: float) -> dict[str, int]:
+    """The drops recorded since ``inval-hold``, once all came or ``within`` seconds passed."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(state["all_seen"].wait(), within)
+    state["armed"] = False
+    return dict(state["seen"])
+
+
+async def _zipf(
+    state: dict[str, Any],
+    address: tuple[str, int],
+    barrier: Any,
+    impl: str,
+    plan: list[tuple[str, bool]],
+) -> dict[str, int]:
+    name = f"zipf-{impl}"
+    cache: Any = state.get(name)
+    if cache is None:
+        if impl == "layered":
+            cache = _layered(address, name)
+            assert await cache.connected(10.0)
+        else:
+            cache = DistributedCache[bytes](
+                [address], replication_factor=1, namespace=name, serializer=RawSerializer()
+            )
+        state[name] = cache
+        state["closers"].append(cache.close)
+    remote = cache.remote if impl == "layered" else cache
+    before = remote.stats()
+    hits = cache.stats().local_hits if impl == "layered" else 0
+    await asyncio.to_thread(barrier.wait, 30.0)  # the three processes start together
+    for key, write in plan:
+        if write:
+            await cache.set(key, VALUE)
+        else:
+            await cache.get(key)
+    after = remote.stats()
+    return {
+        "remote": (after.reads + after.writes) - (before.reads + before.writes),
+        "local_hits": (cache.stats().local_hits - hits) if impl == "layered" else 0,
+    }
+
+
+_COMMANDS: dict[str, Any] = {
+    "inval-write-setup": _inval_write_setup,
+    "inval-hold": _inval_hold,
+    "inval-write": _inval_write,
+    "inval-collect": _inval_collect,
+    "zipf": _zipf,
+}
