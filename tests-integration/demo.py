@@ -64,6 +64,7 @@ from mtaio.resources import (
     RateLimiter,
     RedisStore,
     Retry,
+    SharedRateLimiter,
 )
 
 Order = dict[str, Any]
@@ -303,8 +304,16 @@ class Charge(Stage[Order, Order]):
                     raise CircuitBreakerError("the payment service stayed down")
                 await asyncio.sleep(0.05)
                 continue
-            await self._rate.acquire()
-            self._tally.admitted.append(time.time())
+            if isinstance(self._rate, SharedRateLimiter):
+                # The fleet's limiter answers with the wait it scheduled on the server's
+                # clock: that is when the call is admitted, however late this process
+                # wakes up for it (acquire() is this reserve() plus the sleep).
+                wait = await self._rate.reserve()
+                self._tally.admitted.append(time.time() + wait)
+                await asyncio.sleep(wait)
+            else:
+                await self._rate.acquire()
+                self._tally.admitted.append(time.time())
             try:
                 async with self._slots:
                     held = time.time()
@@ -413,6 +422,10 @@ DEMO_FILE = os.path.abspath(__file__)  # what --workers starts again, once per w
 RATE_HEADROOM = 1.2  # the payment limit is this much above the order rate
 BURST = 20
 CAP = 16
+# The workers time their admissions with time.time() when the answer reaches them: a reply
+# read a few milliseconds late moves a call into the next window. The rate check allows
+# for 20 ms of such error (rate * 0.02 calls, 3.6 at the default rate) and says so.
+TIMESTAMP_ERROR = 0.02
 
 
 def payment_limits(
@@ -519,6 +532,19 @@ async def run(
             await notifications.subscribe(["order.*"], maxsize=10_000) if spec is None else None
         )
 
+        # One publish at a time in a worker: RedisPubSubTransport numbers a process's
+        # messages, and concurrent PUBLISHes can reach Redis out of order over redis-py's
+        # connection pool; its reader then drops the overtaken message as already seen and
+        # counts a gap. (Reported; in-process channels need no such care.)
+        in_order = asyncio.Lock()
+
+        async def notify(order: Order, topic: str) -> None:
+            if spec is None:
+                await notifications.publish(order, topic=topic)
+                return
+            async with in_order:
+                await notifications.publish(order, topic=topic)
+
         async def handle(order: Order) -> None:
             async with monitor.track_request("order"), profiler.trace_context("order"):
                 try:
@@ -527,7 +553,7 @@ async def run(
                     cause = error.__cause__
                     if isinstance(cause, InvalidOrder):
                         tally.rejected += 1
-                        await notifications.publish(order, topic="order.rejected")
+                        await notify(order, "order.rejected")
                         return
                     tally.failed += 1
                     if isinstance(cause, CircuitBreakerError) or (
@@ -535,11 +561,11 @@ async def run(
                         and isinstance(cause.last_error, CircuitBreakerError)
                     ):
                         tally.problem("orders failed while the payment service stayed down")
-                    await notifications.publish(order, topic="order.failed")
+                    await notify(order, "order.failed")
                     raise
             tally.completed += 1
             assert done is not None
-            await notifications.publish(done, topic="order.completed")
+            await notify(done, "order.completed")
 
         async def count_notifications() -> None:
             if subscriber is not None:
@@ -770,8 +796,11 @@ async def run_workers(args: argparse.Namespace, emitter: EventEmitter | None) ->
         deadline = time.monotonic() + 3.0
         while sum(tally.notifications.values()) < expected and time.monotonic() < deadline:  # noqa: ASYNC110 (a bounded wait on a counter another task fills)
             await asyncio.sleep(0.02)
+        missed = channel.stats().missed
         await channel.close()
         await counter
+        if missed:
+            tally.problem(f"{missed} notifications were lost on the way to the parent")
         await emitter.emit("demo.drained", {"emitted": sum(r["emitted"] for r in records)})
         try:
             async with DistributedCache[Any](
@@ -816,6 +845,7 @@ def summarize_workers(
         how = f"NOT shared: rate/{n} and cap/{n} per worker (no Lua on CacheNode; use --redis)"
         cap = n * max(1, CAP // n)
     window = largest_window([t for r in records for t in r["admitted"]])
+    slack = rate * TIMESTAMP_ERROR
     peak = peak_holders([(a, b) for r in records for a, b in r["holds"]])
     lookups = total("local hits") + total("local misses")
     distributed = total("local misses") - total("loads")
@@ -850,7 +880,8 @@ def summarize_workers(
             "limits": how,
             "largest 1 s window of admitted payment calls": window,
             "allowed in 1 s (rate + burst)": round(rate + BURST, 2),
-            "rate held": window <= rate + BURST,
+            "timestamp error allowed": f"{TIMESTAMP_ERROR * 1e3:g} ms = {slack:.1f} calls",
+            "rate held": window <= rate + BURST + slack,
             "most payment calls in flight at once": peak,
             "concurrency cap": cap,
             "cap held": peak <= cap,
