@@ -518,7 +518,8 @@ async def run(
             await stack.enter_async_context(remote)
             profiles = LayeredProfiles(local, remote, tally)
         else:
-            layered = LayeredCache(remote, local_ttl=2.0, local_max_size=200)
+            host, port = node_address(spec.bus)
+            layered = LayeredCache(remote, local_ttl=2.0, local_max_size=200, bus=f"{host}:{port}")
             await stack.enter_async_context(layered)
             await layered.connected(within=2.0)
             profiles = SharedProfiles(layered, tally)
@@ -543,7 +544,10 @@ async def run(
                 await notifications.publish(order, topic=topic)
                 return
             async with in_order:
-                await notifications.publish(order, topic=topic)
+                try:
+                    await notifications.publish(order, topic=topic)
+                except Exception as error:  # the bus is down: the order itself is done
+                    tally.problem(f"could not publish notifications to {spec.bus} ({error})")
 
         async def handle(order: Order) -> None:
             async with monitor.track_request("order"), profiler.trace_context("order"):
@@ -728,7 +732,8 @@ async def run_workers(args: argparse.Namespace, emitter: EventEmitter | None) ->
         nodes, where = await stack.enter_async_context(storage(args.redis, tally))
         live = [url for url in args.redis if await answers(node_address(url))]
         store = live[0] if live else None
-        bus = bus_url(nodes[0])
+        # The channel and the invalidations travel on the first node that answers.
+        bus = live[0] if live else bus_url(nodes[0])
         # Everything the workers write through the Channel comes here, counted per topic.
         channel: Channel[Order] = Channel(
             "notifications",
