@@ -876,8 +876,8 @@ def summarize_workers(
                     key: (w.record or {}).get(key, "-")
                     for key in ("emitted", "completed", "failed", "rejected")
                 },
-                "local hits": local_rate(w.record) if w.record else "-",
-                "invalidated": (w.record or {}).get("invalidations received", "-"),
+                "local tier hit rate": local_rate(w.record) if w.record else "-",
+                "invalidations received": (w.record or {}).get("invalidations received", "-"),
             }
             for w in workers
         },
@@ -936,11 +936,12 @@ def show_workers(summary: dict[str, Any]) -> None:
         for key, value in summary[section].items():
             table.add_row(key, str(value))
         out.print(table)
-    rows = list(summary["workers"].items())
-    columns = list(rows[0][1]) if rows else []
-    table = Table("worker", *columns, title="workers", title_justify="left")
-    for name, row in rows:
-        table.add_row(name, *(str(row[c]) for c in columns))
+    # One column per worker: the figures read down, and a few workers fit any terminal.
+    workers = summary["workers"]
+    fields = list(next(iter(workers.values()))) if workers else []
+    table = Table("", *workers, title="workers", title_justify="left", min_width=50)
+    for name in fields:
+        table.add_row(name, *(str(row[name]) for row in workers.values()))
     out.print(table)
 
 
