@@ -924,18 +924,7 @@ def show_workers(summary: dict[str, Any]) -> None:
     """Print a ``--workers`` summary as rich tables."""
     from rich.table import Table
 
-    out = console()
-    out.print(f"\n[bold]mtaio demo[/] — {summary['seconds']} s on {summary['storage']}\n")
-    if summary["problems"]:
-        out.print("[bold yellow]degraded, and carried on:[/]")
-        for problem in summary["problems"]:
-            out.print(f"  - {problem}", highlight=False)
-        out.print()
-    for section in ("orders", "limits", "cache", "notifications", "payments"):
-        table = Table(title=section, title_justify="left", show_header=False, min_width=50)
-        for key, value in summary[section].items():
-            table.add_row(key, str(value))
-        out.print(table)
+    out = show_sections(summary, ("orders", "limits", "cache", "notifications", "payments"))
     # One column per worker: the figures read down, and a few workers fit any terminal.
     workers = summary["workers"]
     fields = list(next(iter(workers.values()))) if workers else []
@@ -1061,8 +1050,8 @@ async def summarize(
     }
 
 
-def show(summary: dict[str, Any]) -> None:
-    """Print the summary as rich tables."""
+def show_sections(summary: dict[str, Any], sections: Sequence[str]) -> Any:
+    """Print the summary's heading, its problems and ``sections``; return the console."""
     from rich.table import Table
 
     out = console()
@@ -1072,11 +1061,19 @@ def show(summary: dict[str, Any]) -> None:
         for problem in summary["problems"]:
             out.print(f"  - {problem}", highlight=False)
         out.print()
-    for section in ("orders", "notifications", "cache", "payments", "system"):
+    for section in sections:
         table = Table(title=section, title_justify="left", show_header=False, min_width=50)
         for key, value in summary[section].items():
             table.add_row(key, str(value))
         out.print(table)
+    return out
+
+
+def show(summary: dict[str, Any]) -> None:
+    """Print the summary as rich tables."""
+    from rich.table import Table
+
+    out = show_sections(summary, ("orders", "notifications", "cache", "payments", "system"))
     columns = ("node", "up", "commands", "errors", "marked down")
     table = Table(*columns, title="cache nodes", title_justify="left", min_width=50)
     for name, row in summary["nodes"].items():
