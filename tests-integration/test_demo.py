@@ -1,7 +1,9 @@
 """The demo runs on embedded defaults, its figures add up, and it survives Redis nodes dying.
 
 Nodes go down for real: redis-server processes killed (SIGKILL) before the run, in the middle
-of it, and after the last order, before the final clean-up that used to raise.
+of it, and after the last order, before the final clean-up that used to raise. ``--workers``
+runs real worker processes, one of them SIGKILLed mid-run, on the embedded nodes and on a
+real redis-server that shares the payment limits.
 """
 
 import asyncio
@@ -380,3 +382,14 @@ def test_a_bad_worker_count_is_a_usage_error(
     err = capsys.readouterr().err
     assert "usage: demo" in err
     assert "--workers" in err
+
+
+def test_the_limit_checks_count_windows_and_overlaps(demo: ModuleType) -> None:
+    # half-open 1 s windows: 0.5 and 1.5 are a full second apart, never in one window
+    assert demo.largest_window([0.0, 0.5, 0.999, 1.0, 1.5]) == 3
+    assert demo.largest_window([2.0, 0.0, 2.5, 2.9, 0.1]) == 3  # any order
+    assert demo.largest_window([]) == 0
+    # a hold that ends when another starts does not overlap it
+    assert demo.peak_holders([(0.0, 1.0), (1.0, 2.0)]) == 1
+    assert demo.peak_holders([(0.0, 2.0), (1.0, 3.0), (1.5, 1.6), (2.5, 4.0)]) == 3
+    assert demo.peak_holders([]) == 0
