@@ -16,7 +16,20 @@ A ``--redis`` node that is down at the start, goes down during the run or before
 clean-up is reported; the cache then serves from its other replicas or from the database, the
 summary is still printed, and the exit code stays 0.
 
+``--workers N`` runs the service as N OS processes (this script, started again with the
+hidden ``--worker`` flag) against the nodes the parent started or was given: they share a
+``LayeredCache`` (its invalidations travel over Pub/Sub on the first node) and the
+notifications ``Channel`` (``RedisPubSubTransport`` on the same node, which the parent counts
+from). With ``--redis`` they also share one ``RateLimiter`` and one ``ConcurrencyLimiter``
+through a ``RedisStore`` on the first server; the embedded CacheNode runs no Lua scripts, so
+on embedded defaults each worker limits itself to rate/N and cap/N, and the summary says so.
+Either way the summary checks the limits from the workers' own records: the largest number
+of payment calls admitted in any 1-second window across all workers against rate + burst,
+and the most payment calls in flight at once against the cap. A worker that dies is
+reported and the others are summarised.
+
     python tests-integration/demo.py [--duration 8] [--rate 150] [--redis redis://host:port ...]
+                                     [--workers N]
 """
 
 from __future__ import annotations
@@ -24,23 +37,35 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import random
+import signal
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from mtaio.cache import CacheNode, DistributedCache, TTLCache
+from mtaio.cache import CacheNode, DistributedCache, LayeredCache, TTLCache
 from mtaio.core import TaskExecutor
 from mtaio.data import Pipeline, Stage
-from mtaio.events import Channel, EventEmitter
+from mtaio.events import Channel, EventEmitter, RedisPubSubTransport
 from mtaio.exceptions import CacheError, CircuitBreakerError, RetryError, StageError
 from mtaio.monitoring import Profiler, ResourceMonitor
-from mtaio.resources import CircuitBreaker, CircuitState, ConcurrencyLimiter, RateLimiter, Retry
+from mtaio.resources import (
+    CircuitBreaker,
+    CircuitState,
+    ConcurrencyLimiter,
+    RateLimiter,
+    RedisStore,
+    Retry,
+    SharedRateLimiter,
+)
 
 Order = dict[str, Any]
 
@@ -88,6 +113,11 @@ class Tally:
     breaker_trips: int = 0
     notifications: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
+    # Wall-clock times (``time.time()``, one clock for every process of the machine) of
+    # each payment call the rate limiter admitted, and of each hold of a concurrency permit:
+    # what --workers checks the shared limits with.
+    admitted: list[float] = field(default_factory=list)
+    holds: list[tuple[float, float]] = field(default_factory=list)
 
     def problem(self, message: str) -> None:
         """Note something that went wrong around the service (shown in the summary)."""
@@ -157,28 +187,61 @@ class LayeredProfiles:
         try:
             profile = await self.remote.get(key)
         except CacheError as error:
-            self._remote_failed(error)
+            remote_failed(self._tally, error)
             profile = None
         if profile is not None:
             self._tally.distributed_hits += 1
         else:
-            self._tally.loads += 1
-            await asyncio.sleep(0.004)  # the database is slower than either cache tier
-            tier = "gold" if customer_id % 7 == 0 else "standard"
-            profile = {"id": customer_id, "tier": tier, "country": "JP"}
+            profile = await load_profile(customer_id, self._tally)
             try:
                 await self.remote.set(key, profile, ttl=30.0)
             except CacheError as error:
-                self._remote_failed(error)
+                remote_failed(self._tally, error)
         await self.local.set(key, profile)
         return profile
 
-    def _remote_failed(self, error: CacheError) -> None:
-        self._tally.cache_errors += 1
-        if self._tally.cache_errors == 1:  # reported once; the summary counts the rest
-            self._tally.problem(
-                f"distributed cache unavailable, falling back to the database ({error})"
-            )
+
+def remote_failed(tally: Tally, error: CacheError) -> None:
+    """Count an error of the distributed tier; the first one is reported."""
+    tally.cache_errors += 1
+    if tally.cache_errors == 1:  # reported once; the summary counts the rest
+        tally.problem(f"distributed cache unavailable, falling back to the database ({error})")
+
+
+class SharedProfiles:
+    """Customer profiles for ``--workers``: a LayeredCache shared by the worker processes.
+
+    Its local tier answers first; a miss reads the distributed tier, then the database, and
+    the write that stores the profile drops the key from every other worker's local tier
+    (its invalidation goes over Pub/Sub). Errors of the distributed tier count, as above.
+    """
+
+    def __init__(self, cache: LayeredCache[dict[str, Any]], tally: Tally) -> None:
+        self.cache = cache
+        self._tally = tally
+
+    async def get(self, customer_id: int) -> dict[str, Any]:
+        key = f"customer:{customer_id}"
+        try:
+            profile = await self.cache.get(key)
+        except CacheError as error:
+            remote_failed(self._tally, error)
+            profile = None
+        if profile is None:
+            profile = await load_profile(customer_id, self._tally)
+            try:
+                await self.cache.set(key, profile, ttl=30.0)
+            except CacheError as error:
+                remote_failed(self._tally, error)
+        return profile
+
+
+async def load_profile(customer_id: int, tally: Tally) -> dict[str, Any]:
+    """A profile from the 'database' (slower than either cache tier)."""
+    tally.loads += 1
+    await asyncio.sleep(0.004)
+    tier = "gold" if customer_id % 7 == 0 else "standard"
+    return {"id": customer_id, "tier": tier, "country": "JP"}
 
 
 class Validate(Stage[Order, Order]):
@@ -189,7 +252,7 @@ class Validate(Stage[Order, Order]):
 
 
 class Enrich(Stage[Order, Order]):
-    def __init__(self, profiles: LayeredProfiles) -> None:
+    def __init__(self, profiles: LayeredProfiles | SharedProfiles) -> None:
         super().__init__()
         self._profiles = profiles
 
@@ -241,10 +304,23 @@ class Charge(Stage[Order, Order]):
                     raise CircuitBreakerError("the payment service stayed down")
                 await asyncio.sleep(0.05)
                 continue
-            await self._rate.acquire()
+            if isinstance(self._rate, SharedRateLimiter):
+                # The fleet's limiter answers with the wait it scheduled on the server's
+                # clock: that is when the call is admitted, however late this process
+                # wakes up for it (acquire() is this reserve() plus the sleep).
+                wait = await self._rate.reserve()
+                self._tally.admitted.append(time.time() + wait)
+                await asyncio.sleep(wait)
+            else:
+                await self._rate.acquire()
+                self._tally.admitted.append(time.time())
             try:
                 async with self._slots:
-                    payment_id = await self._breaker.call(self._payments.charge, order)
+                    held = time.time()
+                    try:
+                        payment_id = await self._breaker.call(self._payments.charge, order)
+                    finally:
+                        self._tally.holds.append((held, time.time()))
             except (ServiceUnavailable, CircuitBreakerError) as error:
                 if isinstance(error, CircuitBreakerError):
                     self._tally.breaker_waits += 1
@@ -323,17 +399,92 @@ async def storage(redis_urls: Sequence[str], tally: Tally) -> AsyncIterator[tupl
         yield [a.address, b.address], f"2 embedded CacheNodes ({a.address[1]}, {b.address[1]})"
 
 
-async def run(args: argparse.Namespace, emitter: EventEmitter | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a ``--workers`` parent tells each worker process (as JSON on its command line)."""
+
+    index: int
+    workers: int
+    nodes: list[Any]  # (host, port) pairs or redis:// URLs: the distributed tier
+    bus: str  # the redis:// URL of the node carrying the channel and the invalidations
+    store: str | None  # the Redis sharing the limits, or None: each worker limits itself
+    run_id: str  # keeps this run's shared limiter state apart from other runs'
+
+    def dumps(self) -> str:
+        return json.dumps(self.__dict__)
+
+    @classmethod
+    def loads(cls, text: str) -> WorkerSpec:
+        return cls(**json.loads(text))
+
+
+DEMO_FILE = os.path.abspath(__file__)  # what --workers starts again, once per worker
+RATE_HEADROOM = 1.2  # the payment limit is this much above the order rate
+BURST = 20
+CAP = 16
+# The workers time their admissions with time.time() when the answer reaches them: a reply
+# read a few milliseconds late moves a call into the next window. The rate check allows
+# for 20 ms of such error (rate * 0.02 calls, 3.6 at the default rate) and says so.
+TIMESTAMP_ERROR = 0.02
+
+
+def payment_limits(
+    args: argparse.Namespace, spec: WorkerSpec | None, stack: contextlib.AsyncExitStack
+) -> tuple[RateLimiter, ConcurrencyLimiter]:
+    """The payment rate limiter and concurrency cap: one process's, shared, or its share."""
+    rate, burst, cap = args.rate * RATE_HEADROOM, float(BURST), CAP
+    if spec is None or spec.workers == 1:
+        return RateLimiter(rate, burst=burst), ConcurrencyLimiter(cap)
+    n = spec.workers
+    if spec.store is None:
+        # No Lua on the embedded node: each worker takes its share, so the fleet's sum of
+        # buckets and permits stays within the configured rate + burst and cap.
+        return RateLimiter(rate / n, burst=burst / n), ConcurrencyLimiter(max(1, cap // n))
+    store = RedisStore(spec.store, prefix=f"mtaio-demo-{spec.run_id}")
+    stack.push_async_callback(store.close)
+    # Failing open: with the store unreachable a worker carries on at its share of the
+    # limits (rate / workers), and the summary counts those fallbacks.
+    limiter = RateLimiter(
+        rate,
+        burst=burst,
+        store=store,
+        name="payments",
+        on_store_error="fail_open",
+        expected_replicas=n,
+    )
+    slots = ConcurrencyLimiter(
+        cap,
+        store=store,
+        name="payment-slots",
+        lease=2.0,
+        on_store_error="fail_open",
+        expected_replicas=n,
+    )
+    stack.push_async_callback(slots.close)
+    return limiter, slots
+
+
+async def run(
+    args: argparse.Namespace,
+    emitter: EventEmitter | None = None,
+    spec: WorkerSpec | None = None,
+) -> dict[str, Any]:
     """Run the service for ``args.duration`` seconds and return the summary figures.
 
     ``emitter`` receives the orders (``order.created``) and the run's phases: ``demo.started``
     when the first order is due, ``demo.drained`` when the last one has finished, before
-    the summary and the clean-up.
+    the summary and the clean-up. With ``args.workers`` above one this is the parent of
+    :func:`run_workers`; ``spec`` makes it one of the workers, which returns its record.
     """
+    if spec is None and args.workers > 1:
+        return await run_workers(args, emitter)
     tally = Tally()
     rng = random.Random(args.seed)
     emitter = emitter if emitter is not None else EventEmitter(name="orders")
-    notifications: Channel[Order] = Channel("notifications")
+    notifications: Channel[Order] = Channel(
+        "notifications",
+        transport=None if spec is None else RedisPubSubTransport(spec.bus, prefix="mtaio-demo"),
+    )
     monitor = ResourceMonitor(interval=0.5)
     profiler = Profiler()
     outage = (args.duration * 0.4, args.duration * 0.6)
@@ -347,8 +498,6 @@ async def run(args: argparse.Namespace, emitter: EventEmitter | None = None) -> 
     retry = Retry(
         attempts=MAX_TRANSIENT_ERRORS, delay=0.01, factor=2.0, retry_on=TransientPaymentError
     )
-    rate = RateLimiter(args.rate * 1.2, burst=20)
-    slots = ConcurrencyLimiter(16)
     payments = PaymentService(rng, outage, tally)
     local: TTLCache[dict[str, Any]] = TTLCache(default_ttl=2.0, max_size=200)
 
@@ -356,19 +505,49 @@ async def run(args: argparse.Namespace, emitter: EventEmitter | None = None) -> 
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(profiler.close)
         stack.push_async_callback(local.close)
-        nodes, where = await stack.enter_async_context(storage(args.redis, tally))
-        remote: DistributedCache[dict[str, Any]] = await stack.enter_async_context(
-            DistributedCache(
-                nodes, replication_factor=min(2, len(nodes)), timeout=0.5, namespace="mtaio-demo"
-            )
+        rate, slots = payment_limits(args, spec, stack)
+        if spec is None:
+            nodes, where = await stack.enter_async_context(storage(args.redis, tally))
+        else:
+            nodes, where = [tuple(n) if isinstance(n, list) else n for n in spec.nodes], ""
+        remote: DistributedCache[dict[str, Any]] = DistributedCache(
+            nodes, replication_factor=min(2, len(nodes)), timeout=0.5, namespace="mtaio-demo"
         )
+        profiles: LayeredProfiles | SharedProfiles
+        if spec is None:
+            await stack.enter_async_context(remote)
+            profiles = LayeredProfiles(local, remote, tally)
+        else:
+            host, port = node_address(spec.bus)
+            layered = LayeredCache(remote, local_ttl=2.0, local_max_size=200, bus=f"{host}:{port}")
+            await stack.enter_async_context(layered)
+            await layered.connected(within=2.0)
+            profiles = SharedProfiles(layered, tally)
         stack.push_async_callback(notifications.close)
-        profiles = LayeredProfiles(local, remote, tally)
         pipeline: Pipeline[Order, Order] = Pipeline()
         pipeline.add_stage(Validate()).add_stage(Enrich(profiles))
         patience = breaker.reset_timeout + (outage[1] - outage[0]) + 2.0
         pipeline.add_stage(Charge(payments, rate, slots, breaker, retry, tally, patience))
-        subscriber = await notifications.subscribe(["order.*"], maxsize=10_000)
+        # A worker's notifications go to the parent, which counts those of every worker.
+        subscriber = (
+            await notifications.subscribe(["order.*"], maxsize=10_000) if spec is None else None
+        )
+
+        # One publish at a time in a worker: RedisPubSubTransport numbers a process's
+        # messages, and concurrent PUBLISHes can reach Redis out of order over redis-py's
+        # connection pool; its reader then drops the overtaken message as already seen and
+        # counts a gap. (Reported; in-process channels need no such care.)
+        in_order = asyncio.Lock()
+
+        async def notify(order: Order, topic: str) -> None:
+            if spec is None:
+                await notifications.publish(order, topic=topic)
+                return
+            async with in_order:
+                try:
+                    await notifications.publish(order, topic=topic)
+                except Exception as error:  # the bus is down: the order itself is done
+                    tally.problem(f"could not publish notifications to {spec.bus} ({error})")
 
         async def handle(order: Order) -> None:
             async with monitor.track_request("order"), profiler.trace_context("order"):
@@ -378,7 +557,7 @@ async def run(args: argparse.Namespace, emitter: EventEmitter | None = None) -> 
                     cause = error.__cause__
                     if isinstance(cause, InvalidOrder):
                         tally.rejected += 1
-                        await notifications.publish(order, topic="order.rejected")
+                        await notify(order, "order.rejected")
                         return
                     tally.failed += 1
                     if isinstance(cause, CircuitBreakerError) or (
@@ -386,15 +565,16 @@ async def run(args: argparse.Namespace, emitter: EventEmitter | None = None) -> 
                         and isinstance(cause.last_error, CircuitBreakerError)
                     ):
                         tally.problem("orders failed while the payment service stayed down")
-                    await notifications.publish(order, topic="order.failed")
+                    await notify(order, "order.failed")
                     raise
             tally.completed += 1
             assert done is not None
-            await notifications.publish(done, topic="order.completed")
+            await notify(done, "order.completed")
 
         async def count_notifications() -> None:
-            async for message in subscriber:
-                tally.notifications[message.topic or ""] += 1
+            if subscriber is not None:
+                async for message in subscriber:
+                    tally.notifications[message.topic or ""] += 1
 
         counter = asyncio.create_task(count_notifications())
         async with TaskExecutor(limit=64) as executor, monitor, pipeline:
@@ -404,11 +584,15 @@ async def run(args: argparse.Namespace, emitter: EventEmitter | None = None) -> 
             async def on_order(event: Any) -> None:
                 handles.append(executor.submit(handle(event.data)))
 
+            if spec is not None:
+                await worker_ready()
             with progress(args) as advance:
                 tally.started = time.monotonic()
                 payments.start()
                 await emitter.emit("demo.started", {"seed": args.seed})
-                async for order in order_source(args.rate, args.duration, args.seed):
+                share = 1 if spec is None else spec.workers
+                seed = args.seed if spec is None else args.seed + 7919 * spec.index
+                async for order in order_source(args.rate / share, args.duration, seed):
                     await emitter.emit("order.created", order)
                     tally.emitted += 1
                     advance(tally)
@@ -420,12 +604,334 @@ async def run(args: argparse.Namespace, emitter: EventEmitter | None = None) -> 
         await notifications.close()
         await counter
         await emitter.emit("demo.drained", {"emitted": tally.emitted})
+        if isinstance(profiles, SharedProfiles):
+            return worker_record(tally, profiles.cache, rate, slots)
         # Leave the nodes as we found them; a node that is down now only costs a report.
         try:
             await remote.clear()
         except CacheError as error:
             tally.problem(f"could not clear the distributed cache at the end ({error})")
         return await summarize(tally, where, local, remote, rate, breaker, monitor, profiler)
+
+
+async def worker_ready() -> None:
+    """Tell the parent this worker is set up, and wait for its go (all start together)."""
+    print("READY", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
+
+
+def worker_record(
+    tally: Tally, cache: LayeredCache[dict[str, Any]], rate: RateLimiter, slots: ConcurrencyLimiter
+) -> dict[str, Any]:
+    """A worker's figures, as JSON-ready data for the parent."""
+    layered = cache.stats()
+    return {
+        "emitted": tally.emitted,
+        "completed": tally.completed,
+        "failed": tally.failed,
+        "rejected": tally.rejected,
+        "payment calls": tally.payment_calls,
+        "declined": tally.declined,
+        "transient errors": tally.transient_errors,
+        "outage errors": tally.outage_errors,
+        "breaker trips": tally.breaker_trips,
+        "breaker waits": tally.breaker_waits,
+        "local hits": layered.local_hits,
+        "local misses": layered.local_misses,
+        "loads": tally.loads,
+        "cache errors": tally.cache_errors,
+        "invalidations sent": layered.invalidations_sent,
+        "invalidations received": layered.invalidations_received,
+        "local flushes": layered.local_flushes,
+        "limiter fallbacks": getattr(rate.stats(), "fallbacks", 0)
+        + getattr(slots.stats(), "fallbacks", 0),
+        "admitted": tally.admitted,
+        "holds": tally.holds,
+        "problems": tally.problems,
+    }
+
+
+def largest_window(times: Sequence[float], width: float = 1.0) -> int:
+    """The most of ``times`` that fall in any window of ``width`` seconds."""
+    ordered = sorted(times)
+    best = first = 0
+    for last, t in enumerate(ordered):
+        while t - ordered[first] >= width:
+            first += 1
+        best = max(best, last - first + 1)
+    return best
+
+
+def peak_holders(holds: Sequence[tuple[float, float]]) -> int:
+    """The most intervals ``(start, end)`` open at one time (an end before a start at a tie)."""
+    edges = sorted([(end, -1) for _, end in holds] + [(start, 1) for start, _ in holds])
+    best = current = 0
+    for _, step in edges:
+        current += step
+        best = max(best, current)
+    return best
+
+
+@dataclass
+class Worker:
+    """One worker process as the parent sees it."""
+
+    index: int
+    proc: asyncio.subprocess.Process
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    record: dict[str, Any] | None = None
+    stderr: list[str] = field(default_factory=list)
+
+    async def read(self) -> None:
+        """Follow the worker's output: READY, then its RESULT; keep the end of its stderr."""
+        assert self.proc.stdout is not None
+        assert self.proc.stderr is not None
+
+        async def errors() -> None:
+            assert self.proc.stderr is not None
+            async for line in self.proc.stderr:
+                self.stderr = [*self.stderr[-19:], line.decode(errors="replace").rstrip()]
+
+        reading_errors = asyncio.create_task(errors())
+        async for line in self.proc.stdout:
+            if line.startswith(b"READY"):
+                self.ready.set()
+            elif line.startswith(b"RESULT "):
+                with contextlib.suppress(ValueError):
+                    self.record = json.loads(line[len(b"RESULT ") :])
+        self.ready.set()  # it ended: nothing more to wait for
+        await reading_errors
+        await self.proc.wait()
+
+    def status(self) -> str:
+        """How the worker ended."""
+        code = self.proc.returncode
+        if code is not None and code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        if code and self.stderr:
+            return f"exited with status {code} ({self.stderr[-1]})"
+        if code:
+            return f"exited with status {code}"
+        return "ok" if self.record is not None else "ended without a result"
+
+
+def bus_url(node: Any) -> str:
+    """The redis:// URL of a node given as ``(host, port)`` or as a URL."""
+    return node if isinstance(node, str) else f"redis://{node[0]}:{node[1]}"
+
+
+async def run_workers(args: argparse.Namespace, emitter: EventEmitter | None) -> dict[str, Any]:
+    """Run ``args.workers`` worker processes against shared nodes; summarise all of them.
+
+    ``emitter`` gets ``demo.started`` (with the workers' ``pids``) when they are told to go.
+    """
+    tally = Tally()
+    emitter = emitter if emitter is not None else EventEmitter(name="orders")
+    n = args.workers
+    async with contextlib.AsyncExitStack() as stack:
+        nodes, where = await stack.enter_async_context(storage(args.redis, tally))
+        live = [url for url in args.redis if await answers(node_address(url))]
+        store = live[0] if live else None
+        # The channel and the invalidations travel on the first node that answers.
+        bus = live[0] if live else bus_url(nodes[0])
+        # Everything the workers write through the Channel comes here, counted per topic.
+        channel: Channel[Order] = Channel(
+            "notifications",
+            transport=RedisPubSubTransport(bus, prefix="mtaio-demo", confirm_timeout=3.0),
+        )
+        stack.push_async_callback(channel.close)
+        try:
+            subscriber = await channel.subscribe(["order.*"], maxsize=1_000_000)
+        except Exception as error:  # the bus is down: the run goes on without the count
+            tally.problem(f"could not subscribe to the notifications on {bus} ({error})")
+            subscriber = None
+
+        async def count() -> None:
+            if subscriber is not None:
+                async for message in subscriber:
+                    tally.notifications[message.topic or ""] += 1
+
+        counter = asyncio.create_task(count())
+        run_id = uuid.uuid4().hex[:12]
+        workers: list[Worker] = []
+        for index in range(n):
+            spec = WorkerSpec(index, n, list(nodes), bus, store, run_id)
+            argv = ["--worker", spec.dumps(), "--duration", str(args.duration)]
+            argv += ["--rate", str(args.rate), "--seed", str(args.seed), "--quiet"]
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                DEMO_FILE,
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            stack.callback(_kill_if_running, proc)
+            workers.append(Worker(index, proc))
+        readers = [asyncio.create_task(w.read()) for w in workers]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(w.ready.wait() for w in workers)), 120)
+        started = time.monotonic()
+        for w in workers:
+            assert w.proc.stdin is not None
+            with contextlib.suppress(OSError):
+                w.proc.stdin.write(b"go\n")
+                await w.proc.stdin.drain()
+        if not args.quiet:
+            console().print(f"{n} workers running for {args.duration:g} s ...")
+        pids = [w.proc.pid for w in workers]
+        await emitter.emit("demo.started", {"seed": args.seed, "pids": pids})
+        patience = args.duration * 3 + 60.0  # far beyond a healthy run: a hung worker
+        _, hung = await asyncio.wait(readers, timeout=patience)
+        for w in workers:
+            if w.proc.returncode is None:
+                tally.problem(f"worker {w.index + 1} did not finish within {patience:g} s")
+                _kill_if_running(w.proc)
+        await asyncio.gather(*hung, return_exceptions=True)
+        seconds = time.monotonic() - started
+        for w in workers:
+            if w.record is None:
+                tally.problem(
+                    f"worker {w.index + 1} (pid {w.proc.pid}) {w.status()}: "
+                    "the summary covers the other workers"
+                )
+        records = [w.record for w in workers if w.record is not None]
+        # Let the last notifications arrive (Pub/Sub over loopback: milliseconds).
+        expected = sum(r["completed"] + r["failed"] + r["rejected"] for r in records)
+        deadline = time.monotonic() + 3.0
+        while sum(tally.notifications.values()) < expected and time.monotonic() < deadline:  # noqa: ASYNC110 (a bounded wait on a counter another task fills)
+            await asyncio.sleep(0.02)
+        missed = channel.stats().missed
+        await channel.close()
+        await counter
+        if missed:
+            tally.problem(f"{missed} notifications were lost on the way to the parent")
+        await emitter.emit("demo.drained", {"emitted": sum(r["emitted"] for r in records)})
+        try:
+            async with DistributedCache[Any](
+                nodes, replication_factor=min(2, len(nodes)), timeout=0.5, namespace="mtaio-demo"
+            ) as remote:
+                await remote.clear()
+        except CacheError as error:
+            tally.problem(f"could not clear the distributed cache at the end ({error})")
+        where += f", {n} worker processes"
+        return summarize_workers(args, tally, where, seconds, workers, store)
+
+
+def _kill_if_running(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+
+
+def summarize_workers(
+    args: argparse.Namespace,
+    tally: Tally,
+    where: str,
+    seconds: float,
+    workers: Sequence[Worker],
+    store: str | None,
+) -> dict[str, Any]:
+    """The figures of a ``--workers`` run, as plain data (``show`` prints them)."""
+    n = len(workers)
+    records = [w.record for w in workers if w.record is not None]
+
+    def total(name: str) -> int:
+        return sum(int(r[name]) for r in records)
+
+    for record in records:
+        for problem in record["problems"]:
+            tally.problem(problem)
+    rate = args.rate * RATE_HEADROOM
+    if store is not None:
+        how = f"shared by the {n} workers through a RedisStore on {store}"
+        cap = CAP
+    else:
+        how = f"NOT shared: rate/{n} and cap/{n} per worker (no Lua on CacheNode; use --redis)"
+        cap = n * max(1, CAP // n)
+    window = largest_window([t for r in records for t in r["admitted"]])
+    slack = rate * TIMESTAMP_ERROR
+    peak = peak_holders([(a, b) for r in records for a, b in r["holds"]])
+    lookups = total("local hits") + total("local misses")
+    distributed = total("local misses") - total("loads")
+
+    def share(part: int) -> float:
+        return round(part / lookups, 3) if lookups else 0.0
+
+    return {
+        "storage": where,
+        "seconds": round(seconds, 2),
+        "problems": list(tally.problems),
+        "orders": {
+            "emitted": total("emitted"),
+            "completed": total("completed"),
+            "failed": total("failed"),
+            "rejected": total("rejected"),
+        },
+        "workers": {
+            f"worker {w.index + 1}": {
+                "pid": w.proc.pid,
+                "status": w.status(),
+                **{
+                    key: (w.record or {}).get(key, "-")
+                    for key in ("emitted", "completed", "failed", "rejected")
+                },
+                "local tier hit rate": local_rate(w.record) if w.record else "-",
+                "invalidations received": (w.record or {}).get("invalidations received", "-"),
+            }
+            for w in workers
+        },
+        "limits": {
+            "limits": how,
+            "largest 1 s window of admitted payment calls": window,
+            "allowed in 1 s (rate + burst)": round(rate + BURST, 2),
+            "timestamp error allowed": f"{TIMESTAMP_ERROR * 1e3:g} ms = {slack:.1f} calls",
+            "rate held": window <= rate + BURST + slack,
+            "most payment calls in flight at once": peak,
+            "concurrency cap": cap,
+            "cap held": peak <= cap,
+            "limiter fallbacks (store unreachable)": total("limiter fallbacks"),
+        },
+        "notifications": dict(tally.notifications),
+        "cache": {
+            "lookups": lookups,
+            "local tier hit rate": share(total("local hits")),
+            "distributed tier hit rate": share(distributed),
+            "loads from the database": total("loads"),
+            "distributed tier errors": total("cache errors"),
+            "invalidations sent": total("invalidations sent"),
+            "invalidations received": total("invalidations received"),
+            "local tier flushes": total("local flushes"),
+        },
+        "payments": {
+            "calls": total("payment calls"),
+            "declined cards": total("declined"),
+            "transient errors (retried)": total("transient errors"),
+            "outage errors": total("outage errors"),
+            "breaker trips": total("breaker trips"),
+            "waits on the open breaker": total("breaker waits"),
+        },
+    }
+
+
+def local_rate(record: dict[str, Any]) -> float:
+    """A worker's local tier hit rate."""
+    lookups = record["local hits"] + record["local misses"]
+    return round(record["local hits"] / lookups, 3) if lookups else 0.0
+
+
+def show_workers(summary: dict[str, Any]) -> None:
+    """Print a ``--workers`` summary as rich tables."""
+    from rich.table import Table
+
+    out = show_sections(summary, ("orders", "limits", "cache", "notifications", "payments"))
+    # One column per worker: the figures read down, and a few workers fit any terminal.
+    workers = summary["workers"]
+    fields = list(next(iter(workers.values()))) if workers else []
+    table = Table("", *workers, title="workers", title_justify="left", min_width=50)
+    for name in fields:
+        table.add_row(name, *(str(row[name]) for row in workers.values()))
+    out.print(table)
 
 
 @contextlib.contextmanager
@@ -544,8 +1050,8 @@ async def summarize(
     }
 
 
-def show(summary: dict[str, Any]) -> None:
-    """Print the summary as rich tables."""
+def show_sections(summary: dict[str, Any], sections: Sequence[str]) -> Any:
+    """Print the summary's heading, its problems and ``sections``; return the console."""
     from rich.table import Table
 
     out = console()
@@ -555,11 +1061,19 @@ def show(summary: dict[str, Any]) -> None:
         for problem in summary["problems"]:
             out.print(f"  - {problem}", highlight=False)
         out.print()
-    for section in ("orders", "notifications", "cache", "payments", "system"):
+    for section in sections:
         table = Table(title=section, title_justify="left", show_header=False, min_width=50)
         for key, value in summary[section].items():
             table.add_row(key, str(value))
         out.print(table)
+    return out
+
+
+def show(summary: dict[str, Any]) -> None:
+    """Print the summary as rich tables."""
+    from rich.table import Table
+
+    out = show_sections(summary, ("orders", "notifications", "cache", "payments", "system"))
     columns = ("node", "up", "commands", "errors", "marked down")
     table = Table(*columns, title="cache nodes", title_justify="left", min_width=50)
     for name, row in summary["nodes"].items():
@@ -587,6 +1101,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="run as N processes sharing the limits, the cache and the channel (default 1)",
+    )
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # set by --workers for each child
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.rate <= 0:
         parser.error("--duration and --rate must be positive")
@@ -598,6 +1120,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         except ValueError as error:
             parser.error(f"--redis: {error} (expected redis://host:port)")
     return args
+
+
+def positive_int(text: str) -> int:
+    """``--workers``: a whole number of at least one."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 _CONSOLE: list[Any] = []
@@ -618,6 +1151,14 @@ def console() -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.worker is not None:
+        # One of --workers' processes: logs to stderr (the parent keeps its end), the
+        # record as one JSON line on stdout.
+        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", force=True)
+        logging.getLogger("mtaio").setLevel(logging.ERROR)
+        record = asyncio.run(run(args, spec=WorkerSpec.loads(args.worker)))
+        print("RESULT " + json.dumps(record), flush=True)
+        return 0
     from rich.logging import RichHandler
 
     # mtaio logs (never configures logging); show its warnings, such as the circuit
@@ -631,7 +1172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quiet:
         logging.getLogger("mtaio").setLevel(logging.ERROR)
     summary = asyncio.run(run(args))
-    show(summary)
+    if args.workers > 1:
+        show_workers(summary)
+    else:
+        show(summary)
     return 0
 
 

@@ -1,12 +1,15 @@
 """The demo runs on embedded defaults, its figures add up, and it survives Redis nodes dying.
 
 Nodes go down for real: redis-server processes killed (SIGKILL) before the run, in the middle
-of it, and after the last order, before the final clean-up that used to raise.
+of it, and after the last order, before the final clean-up that used to raise. ``--workers``
+runs real worker processes, one of them SIGKILLed mid-run, on the embedded nodes and on a
+real redis-server that shares the payment limits.
 """
 
 import asyncio
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,6 +21,7 @@ import pytest
 
 from mtaio.cache.testing import RedisServer, find_redis_server
 from mtaio.events import EventEmitter
+from mtaio.testing import require_redis_server
 
 DEMO = Path(__file__).parent / "demo.py"
 
@@ -247,7 +251,7 @@ def test_help_names_the_flags(demo: ModuleType, capsys: pytest.CaptureFixture[st
         demo.parse_args(["--help"])
     assert info.value.code == 0
     out = capsys.readouterr().out
-    for flag in ("--duration", "--rate", "--redis", "--seed", "--quiet"):
+    for flag in ("--duration", "--rate", "--redis", "--seed", "--quiet", "--workers"):
         assert flag in out
 
 
@@ -256,3 +260,136 @@ def test_bad_flags_are_refused(demo: ModuleType, capsys: pytest.CaptureFixture[s
         demo.parse_args(["--rate", "0"])
     assert info.value.code == 2
     assert "--duration and --rate must be positive" in capsys.readouterr().err
+
+
+# --workers: real worker processes against the parent's embedded nodes or a real redis-server.
+
+
+def check_workers_add_up(summary: dict[str, Any], killed: int = 0) -> None:
+    """The totals are the sums of the workers that reported, and the limits held."""
+    orders = summary["orders"]
+    assert orders["emitted"] == orders["completed"] + orders["failed"] + orders["rejected"]
+    reported = [w for w in summary["workers"].values() if w["status"] == "ok"]
+    assert len(reported) == len(summary["workers"]) - killed
+    for key, value in orders.items():
+        assert sum(w[key] for w in reported) == value
+    received = sum(summary["notifications"].values())
+    if killed:  # what the killed worker published before it died came too
+        assert received >= orders["emitted"]
+    else:  # every worker's notifications reached the parent over the shared channel
+        assert received == orders["emitted"]
+    assert summary["cache"]["lookups"] == orders["emitted"] - orders["rejected"]
+    limits = summary["limits"]
+    assert limits["rate held"], limits
+    assert limits["cap held"], limits
+    assert 1 <= limits["most payment calls in flight at once"] <= limits["concurrency cap"]
+
+
+async def test_two_workers_on_embedded_nodes_share_the_cache_and_the_channel(
+    demo: ModuleType,
+) -> None:
+    argv = ["--workers", "2", "--duration", "1.5", "--rate", "100", "--quiet", "--seed", "3"]
+    summary: dict[str, Any] = await demo.run(demo.parse_args(argv))
+
+    assert summary["storage"].startswith("2 embedded CacheNodes")
+    assert summary["storage"].endswith("2 worker processes")
+    assert summary["problems"] == []
+    workers = list(summary["workers"].values())
+    assert [w["status"] for w in workers] == ["ok", "ok"]
+    assert [w["emitted"] for w in workers] == [75, 75]  # rate / workers x duration each
+    assert workers[0]["pid"] != workers[1]["pid"]
+    check_workers_add_up(summary)
+    cache = summary["cache"]
+    # every profile one worker loads and stores drops the key from the other's local tier
+    assert cache["invalidations sent"] == cache["loads from the database"] >= 1
+    assert cache["invalidations received"] >= 1
+    assert cache["distributed tier hit rate"] > 0  # one worker reads what the other stored
+    limits = summary["limits"]
+    assert limits["limits"].startswith("NOT shared: rate/2 and cap/2 per worker")
+    assert limits["concurrency cap"] == 16
+    assert limits["allowed in 1 s (rate + burst)"] == 100 * 1.2 + 20
+    assert summary["payments"]["breaker trips"] >= 1
+
+
+def test_the_command_prints_the_workers_summary() -> None:
+    done = _demo("--workers", "2", "--duration", "1", "--rate", "60", "--quiet")
+
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "2 worker processes" in done.stdout
+    for title in ("orders", "limits", "cache", "notifications", "payments", "workers"):
+        assert title in done.stdout
+    assert "largest 1 s window" in done.stdout
+    assert "NOT shared" in done.stdout
+
+
+@pytest.mark.redis
+async def test_two_workers_on_redis_share_one_rate_limit(demo: ModuleType) -> None:
+    require_redis_server()
+    with RedisServer() as server:
+        argv = ["--workers", "2", "--duration", "2.5", "--rate", "50", "--quiet"]
+        summary: dict[str, Any] = await demo.run(demo.parse_args([*argv, "--redis", url(server)]))
+
+    assert summary["problems"] == []
+    check_workers_add_up(summary)
+    limits = summary["limits"]
+    assert limits["limits"] == f"shared by the 2 workers through a RedisStore on {url(server)}"
+    assert limits["limiter fallbacks (store unreachable)"] == 0
+    assert limits["concurrency cap"] == 16
+    # 60 calls a second (the rate x 1.2) plus a burst of 20, for the two workers together;
+    # after the outage both workers' backlogs press on it, each alone would pass more.
+    rate, burst = 50 * 1.2, 20
+    window = limits["largest 1 s window of admitted payment calls"]
+    assert rate <= window <= rate + burst + rate * demo.TIMESTAMP_ERROR
+
+
+async def test_a_worker_killed_mid_run_is_reported_and_the_others_summarised(
+    demo: ModuleType,
+) -> None:
+    emitter = EventEmitter()
+    killed: list[int] = []
+
+    @emitter.on("demo.started")
+    async def kill_later(event: Any) -> None:
+        pid = event.data["pids"][1]
+        killed.append(pid)
+        asyncio.get_running_loop().call_later(0.6, os.kill, pid, signal.SIGKILL)
+
+    argv = ["--workers", "2", "--duration", "1.5", "--rate", "80", "--quiet"]
+    summary: dict[str, Any] = await demo.run(demo.parse_args(argv), emitter)
+
+    workers = summary["workers"]
+    assert workers["worker 1"]["status"] == "ok"
+    assert workers["worker 2"]["status"] == "killed by SIGKILL"
+    assert workers["worker 2"]["pid"] == killed[0]
+    assert workers["worker 2"]["emitted"] == "-"
+    assert (
+        f"worker 2 (pid {killed[0]}) killed by SIGKILL: the summary covers the other workers"
+        in summary["problems"]
+    )
+    assert summary["orders"]["emitted"] == workers["worker 1"]["emitted"] == 60
+    check_workers_add_up(summary, killed=1)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "x", "1.5"])
+def test_a_bad_worker_count_is_a_usage_error(
+    demo: ModuleType, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        demo.parse_args(["--workers", value])
+
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: demo" in err
+    assert "--workers" in err
+
+
+def test_the_limit_checks_count_windows_and_overlaps(demo: ModuleType) -> None:
+    # half-open 1 s windows: 0.5 and 1.5 are a full second apart, never in one window
+    assert demo.largest_window([0.0, 0.5, 0.999, 1.0, 1.5]) == 3
+    assert demo.largest_window([2.0, 0.0, 2.5, 2.9, 0.1]) == 3  # any order
+    assert demo.largest_window([]) == 0
+    # a hold that ends when another starts does not overlap it
+    assert demo.peak_holders([(0.0, 1.0), (1.0, 2.0)]) == 1
+    assert demo.peak_holders([(0.0, 2.0), (1.0, 3.0), (1.5, 1.6), (2.5, 4.0)]) == 3
+    assert demo.peak_holders([]) == 0
