@@ -533,21 +533,14 @@ async def run(
             await notifications.subscribe(["order.*"], maxsize=10_000) if spec is None else None
         )
 
-        # One publish at a time in a worker: RedisPubSubTransport numbers a process's
-        # messages, and concurrent PUBLISHes can reach Redis out of order over redis-py's
-        # connection pool; its reader then drops the overtaken message as already seen and
-        # counts a gap. (Reported; in-process channels need no such care.)
-        in_order = asyncio.Lock()
-
         async def notify(order: Order, topic: str) -> None:
             if spec is None:
                 await notifications.publish(order, topic=topic)
                 return
-            async with in_order:
-                try:
-                    await notifications.publish(order, topic=topic)
-                except Exception as error:  # the bus is down: the order itself is done
-                    tally.problem(f"could not publish notifications to {spec.bus} ({error})")
+            try:
+                await notifications.publish(order, topic=topic)
+            except Exception as error:  # the bus is down: the order itself is done
+                tally.problem(f"could not publish notifications to {spec.bus} ({error})")
 
         async def handle(order: Order) -> None:
             async with monitor.track_request("order"), profiler.trace_context("order"):

@@ -86,6 +86,40 @@ async def test_overlapping_patterns_deliver_each_message_once(redis_url: str) ->
         assert channel.stats().missed == 0
 
 
+async def test_concurrent_publishes_from_one_process_arrive_all_and_in_order(
+    redis_url: str,
+) -> None:
+    # Concurrent publishes once went out on several pooled connections, so Redis could
+    # receive them out of order and the reader dropped the late ones as duplicates.
+    async with (
+        Channel[int]("ordered", transport=RedisPubSubTransport(redis_url)) as receiver,
+        Channel[int]("ordered", transport=RedisPubSubTransport(redis_url)) as sender,
+    ):
+        sub = await receiver.subscribe("n", maxsize=2000)
+        counts = await asyncio.gather(*(sender.publish(i, topic="n") for i in range(1000)))
+        assert counts == [1] * 1000
+        got = [(await sub.receive(timeout=5)).data for _ in range(1000)]
+        assert got == list(range(1000))
+        assert receiver.stats().missed == 0
+        assert sender.stats().published == 1000
+
+
+async def test_close_with_a_hung_server_fails_pending_publishes(
+    redis_server: RedisServer,
+) -> None:
+    channel = Channel[int]("hung", transport=RedisPubSubTransport(redis_server.url))
+    await channel.publish(0, topic="t")  # connected
+    redis_server.pause()
+    try:
+        pending = [asyncio.ensure_future(channel.publish(i, topic="t")) for i in range(3)]
+        await asyncio.sleep(0)
+        await asyncio.wait_for(channel.close(), timeout=10)
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        assert all(isinstance(r, ChannelConnectionError) for r in results), results
+    finally:
+        redis_server.resume()
+
+
 async def test_publishers_in_other_channel_objects_reach_subscribers_without_topics(
     redis_url: str,
 ) -> None:

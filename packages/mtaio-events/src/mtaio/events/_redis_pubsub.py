@@ -134,12 +134,15 @@ class RedisPubSubTransport(Transport):
         "_malformed",
         "_max_backoff",
         "_missed",
+        "_outbox",
         "_owned",
         "_publisher",
         "_pubsub",
         "_reader",
         "_reconnects",
         "_seen",
+        "_sender",
+        "_sending",
         "_seq",
         "_target",
         "_waiters",
@@ -167,6 +170,10 @@ class RedisPubSubTransport(Transport):
         self._keys: dict[str, tuple[bool, set[Subscriber[Any]]]] = {}
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._seq: dict[str, int] = {}
+        # (Redis channel, encoded frame, the publisher's future), sent in this order
+        self._outbox: list[tuple[str, bytes, asyncio.Future[int]]] = []
+        self._sender: asyncio.Task[None] | None = None
+        self._sending = False  # a publish on the wire outside the sender
         self._seen: dict[tuple[str, str], int] = {}
         self._publisher = new_publisher_id()
         self._connected = False
@@ -223,6 +230,18 @@ class RedisPubSubTransport(Transport):
         await self._stop()
 
     async def _stop(self) -> None:
+        sender = self._sender
+        if sender is not None:  # let what was published go out before the client closes
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(sender), timeout=5.0)
+            if not sender.done():  # a server that stopped answering: give up on the rest
+                sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sender
+        outbox, self._outbox = self._outbox, []
+        for _, _, done in outbox:
+            if not done.done():
+                done.set_exception(ChannelConnectionError("the transport was closed"))
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.cancel()
@@ -256,9 +275,58 @@ class RedisPubSubTransport(Transport):
         seq = self._seq.get(redis_channel, 0) + 1
         self._seq[redis_channel] = seq  # consumed even if sending fails: a gap to readers
         data = encode_frame(topic, metadata, self._publisher, seq, payload)
+        # Every publish goes through one sender with one batch on the wire at a time: Redis
+        # then receives a publisher's messages in sequence order (concurrent publishes on
+        # pooled connections could overtake each other, and readers would count the late
+        # one as lost), and concurrent publishes share round trips instead of connections.
         client = self._client
-        assert client is not None
-        return int(await redis_call(client.publish(redis_channel, data), "PUBLISH"))
+        if self._sender is None and not self._sending and client is not None:
+            # Nothing on the wire: send it here, no task. Publishes meanwhile queue up and
+            # go out after this one, in order.
+            self._sending = True
+            try:
+                return int(await redis_call(client.publish(redis_channel, data), "PUBLISH"))
+            finally:
+                self._sending = False
+                if self._outbox:
+                    self._sender = asyncio.get_running_loop().create_task(self._send())
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[int] = loop.create_future()
+        self._outbox.append((redis_channel, data, done))
+        if self._sender is None and not self._sending:
+            self._sender = loop.create_task(self._send())
+        return await done
+
+    async def _send(self) -> None:
+        batch: list[tuple[str, bytes, asyncio.Future[int]]] = []
+        try:
+            while self._outbox:
+                batch, self._outbox = self._outbox, []
+                client = self._client
+                try:
+                    if client is None:
+                        raise ChannelConnectionError("the transport is closed")
+                    if len(batch) == 1:
+                        channel, data, _ = batch[0]
+                        counts = [await redis_call(client.publish(channel, data), "PUBLISH")]
+                    else:
+                        pipe = client.pipeline(transaction=False)
+                        for channel, data, _ in batch:
+                            pipe.publish(channel, data)
+                        counts = await redis_call(pipe.execute(), "PUBLISH")
+                except Exception as exc:
+                    for _, _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
+                for (_, _, done), count in zip(batch, counts, strict=True):
+                    if not done.done():
+                        done.set_result(int(count))
+        finally:
+            self._sender = None
+            for _, _, done in batch:  # cancelled mid-batch (close): nobody waits forever
+                if not done.done():
+                    done.set_exception(ChannelConnectionError("the transport was closed"))
 
     async def subscribe(
         self, channel: Channel[Any], subscriber: Subscriber[Any], options: SubscribeOptions
