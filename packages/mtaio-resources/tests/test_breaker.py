@@ -155,13 +155,13 @@ async def test_calls_failing_after_the_circuit_opened_do_not_reopen_it() -> None
 
     late = [asyncio.create_task(breaker.call(slow_fail)) for _ in range(3)]
     await asyncio.sleep(0)  # all three admitted while closed
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="down"):
         await breaker.call(fail)
     assert state_of(breaker) is CircuitState.OPEN
     clock.advance(6)
     release.set()
     for task in late:
-        with pytest.raises(OSError):
+        with pytest.raises(OSError, match="down"):
             await task
     assert breaker.stats().opened == 1  # the late failures did not open it again
     assert breaker.failures == 4

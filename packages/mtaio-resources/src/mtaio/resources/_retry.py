@@ -110,8 +110,8 @@ class Retry:
     (n - 1) + U(0, jitter))``: a random jitter of up to ``jitter`` seconds, the whole capped at
     ``max_delay`` (as :class:`mtaio.data.Retry` computes it); with ``jitter="full"`` the wait
     is drawn uniformly from ``[0, min(max_delay, delay * factor ** (n - 1))]`` instead (AWS's
-    "full jitter", which spreads a fleet of retrying clients best). ``asyncio.CancelledError`` and other
-    non-``Exception`` errors are never retried.
+    "full jitter", which spreads a fleet of retrying clients best).
+    ``asyncio.CancelledError`` and other non-``Exception`` errors are never retried.
 
     When the attempts (or the ``timeout`` budget) run out, the last error is re-raised as it
     was, with a note (PEP 678) naming the attempts, so ``except ConnectionError`` still
