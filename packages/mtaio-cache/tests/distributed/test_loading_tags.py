@@ -258,6 +258,10 @@ async def test_tags_are_validated(cluster: Any) -> None:
             await cache.invalidate_tags("")
         with pytest.raises(ConfigurationTypeError, match="iterable of str"):
             await cache.set("k", 1, tags=5)  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="at most 1024 tags, got 1025"):
+            await cache.set("k", 1, tags=[f"t{i}" for i in range(1025)])
+        with pytest.raises(ConfigurationError, match="at most 1024 bytes"):
+            await cache.set("k", 1, tags=["x" * 1025])
 
 
 @pytest.mark.redis
