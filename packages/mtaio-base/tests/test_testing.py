@@ -1,4 +1,6 @@
+import math
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,60 @@ def test_url_without_password() -> None:
     server = RedisServer(port=6390, binary="/bin/false")
     assert server.url == "redis://127.0.0.1:6390/0"
     assert server.address == ("127.0.0.1", 6390)
+
+
+def test_the_value_predicates() -> None:
+    from mtaio.testing import (
+        BAD_VALUES,
+        is_int,
+        is_real,
+        non_negative,
+        non_negative_int,
+        optional,
+        positive,
+        positive_int,
+    )
+
+    def accepted(check: Callable[[object], bool]) -> list[object]:
+        return [v for v in BAD_VALUES if check(v)]
+
+    assert accepted(is_real) == [-1, 0, math.inf, -math.inf, 1.5, 10**12]
+    assert accepted(is_int) == [-1, 0, 10**12]
+    assert accepted(positive) == [math.inf, 1.5, 10**12]
+    assert accepted(non_negative) == [0, math.inf, 1.5, 10**12]
+    assert accepted(positive_int) == [10**12]
+    assert accepted(non_negative_int) == [0, 10**12]
+    assert accepted(optional(positive_int)) == [10**12, None]
+
+
+async def test_check_value_passes_a_right_verdict_and_fails_a_wrong_one() -> None:
+    from mtaio.exceptions import ConfigurationTypeError, require_positive
+    from mtaio.testing import BAD_VALUES, check_value, positive
+
+    async def strict(v: object) -> object:
+        return require_positive("delay", v)  # type: ignore[type-var]
+
+    refused = [await check_value("delay", v, positive, strict) for v in BAD_VALUES]
+    assert [v for v, e in zip(BAD_VALUES, refused, strict=True) if e is None] == [
+        math.inf,
+        1.5,
+        10**12,
+    ]
+    assert isinstance(refused[BAD_VALUES.index("5")], ConfigurationTypeError)
+
+    async def lax(v: object) -> object:
+        return v
+
+    with pytest.raises(AssertionError, match=r"delay=-1 was accepted"):
+        await check_value("delay", -1, positive, lax)
+    with pytest.raises(AssertionError, match=r"delay=-1 refused"):
+        await check_value("delay", -1, lambda v: True, strict)
+    with pytest.raises(AssertionError, match="does not name timeout"):
+        await check_value("timeout", -1, positive, strict)
+
+    async def untyped(v: object) -> object:
+        raise ConfigurationError(f"delay must be a number, got {v!r}")
+
+    with pytest.raises(AssertionError, match="ConfigurationError"):
+        await check_value("delay", "5", positive, untyped)
+    assert await check_value("delay", "5", positive, untyped, typed=False) is not None

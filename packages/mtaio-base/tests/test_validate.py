@@ -9,6 +9,7 @@ from mtaio.exceptions import (
     require_choice,
     require_non_negative,
     require_non_negative_int,
+    require_number,
     require_positive,
     require_positive_int,
 )
@@ -73,3 +74,22 @@ def test_require_choice() -> None:
         require_choice("policy", "x", ("lru", "lfu"))
     with pytest.raises(ConfigurationError):
         require_choice("policy", ["unhashable"], {"lru"})
+
+
+def test_require_number_accepts_any_real_number() -> None:
+    for value in (-1, 0, 1.5, 10**400, math.inf, -math.inf):
+        assert require_number("priority", value) == value
+
+
+@pytest.mark.parametrize("value", ["5", None, True, [1]])
+def test_require_number_refuses_non_numbers_by_type(value: object) -> None:
+    with pytest.raises(ConfigurationTypeError, match="priority must be an int, got"):
+        require_number("priority", value, "an int")  # type: ignore[type-var]
+
+
+def test_require_number_refuses_nan() -> None:
+    with pytest.raises(ConfigurationError, match="priority must be a number, got nan"):
+        require_number("priority", math.nan)
+    with pytest.raises(ConfigurationError, match="positive number"):
+        require_positive("rate", math.nan)
+    assert require_positive("rate", 10**400) == 10**400  # no OverflowError on a huge int

@@ -113,11 +113,11 @@ async def test_bad_tags_are_refused(clock: ManualClock) -> None:
     cache = TTLCache[int](clock=clock)
     with pytest.raises(ConfigurationTypeError, match="one string"):
         await cache.set("k", 1, tags="abc")
-    with pytest.raises(ConfigurationTypeError, match="strings"):
+    with pytest.raises(ConfigurationTypeError, match="each tag must be a str"):
         await cache.set("k", 1, tags=(1,))  # type: ignore[arg-type]
     with pytest.raises(ConfigurationTypeError, match="iterable"):
         await cache.set("k", 1, tags=5)  # type: ignore[arg-type]
-    with pytest.raises(ConfigurationTypeError, match="strings"):
+    with pytest.raises(ConfigurationTypeError, match="each tag must be a str"):
         await cache.invalidate_tags(3)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationTypeError, match="one string"):
         await cache.set_many({"k": 1}, tags="abc")

@@ -163,3 +163,14 @@ def test_the_old_retry_names_are_gone() -> None:
         Retry(backoff=0.1)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="max_backoff"):
         Retry(max_backoff=1.0)  # type: ignore[call-arg]
+
+
+def test_retry_wait_adds_jitter_before_the_cap() -> None:
+    # min(max_delay, delay * factor**n + U(0, jitter)), as mtaio.resources.Retry computes it.
+    policy = Retry(delay=1.0, factor=2.0, max_delay=3.0, jitter=2.0)
+    random.seed(11)
+    waits = [policy.wait(n) for n in range(5)]
+    draws = random.Random(11)
+    expected = [min(3.0, base + draws.uniform(0, 2)) for base in (1, 2, 4, 8, 16)]
+    assert waits == expected
+    assert max(expected) == 3.0

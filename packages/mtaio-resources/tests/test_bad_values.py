@@ -33,36 +33,22 @@ from mtaio.resources import (
     TimeoutScope,
     set_testing,
 )
-
-BAD: tuple[object, ...] = (-1, 0, math.nan, math.inf, -math.inf, "5", True, 1.5, 10**12, None)
-
-
-def _num(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and not math.isnan(v)
+from mtaio.testing import (
+    BAD_VALUES,
+    is_real,
+    non_negative,
+    optional,
+    positive,
+    positive_int,
+)
 
 
 def pos_finite(v: object) -> bool:
-    return _num(v) and 0 < v < math.inf  # type: ignore[operator]
-
-
-def pos_int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
-
-
-def non_neg(v: object) -> bool:  # inf allowed
-    return _num(v) and v >= 0  # type: ignore[operator]
+    return is_real(v) and 0 < v < math.inf  # type: ignore[operator]
 
 
 def non_neg_finite(v: object) -> bool:
-    return non_neg(v) and v < math.inf  # type: ignore[operator]
-
-
-def pos(v: object) -> bool:  # inf allowed
-    return _num(v) and v > 0  # type: ignore[operator]
-
-
-def or_none(check: Callable[[object], bool]) -> Callable[[object], bool]:
-    return lambda v: v is None or check(v)
+    return non_negative(v) and v < math.inf  # type: ignore[operator]
 
 
 def nothing(v: object) -> bool:
@@ -120,32 +106,34 @@ async def _use_manager(tm: TimeoutManager) -> None:
 CASES: list[Case] = [
     # constructors
     Case("rate", pos_finite, lambda _, v: RateLimiter(v)),
-    Case("burst", or_none(pos_finite), lambda _, v: RateLimiter(1, v)),
+    Case("burst", optional(pos_finite), lambda _, v: RateLimiter(1, v)),
     Case("per", pos_finite, lambda _, v: RateLimiter(1, per=v)),
     Case("limits[0].rate", pos_finite, lambda _, v: RateLimiter(1, limits=[Limit(v)])),
     Case("limits[0].per", pos_finite, lambda _, v: RateLimiter(1, limits=[Limit(1, v)])),
     Case(
-        "limits[0].burst", or_none(pos_finite), lambda _, v: RateLimiter(1, limits=[Limit(1, 1, v)])
+        "limits[0].burst",
+        optional(pos_finite),
+        lambda _, v: RateLimiter(1, limits=[Limit(1, 1, v)]),
     ),
     Case("limits", lambda v: v == [], lambda _, v: RateLimiter(1, limits=v)),
     Case("oversize", nothing, lambda _, v: RateLimiter(1, oversize=v)),
     Case("clock", only(None), lambda _, v: RateLimiter(1, clock=v)),
     Case("rate", pos_finite, lambda _, v: KeyedRateLimiter(v)),
-    Case("max_keys", pos_int, lambda _, v: KeyedRateLimiter(1, max_keys=v)),
-    Case("limit", pos_int, lambda _, v: ConcurrencyLimiter(v)),
-    Case("rate", or_none(pos_finite), lambda _, v: ResourceLimiter(rate=v)),
-    Case("concurrency", or_none(pos_int), lambda _, v: ResourceLimiter(concurrency=v)),
-    Case("burst", or_none(pos_finite), lambda _, v: ResourceLimiter(rate=1, burst=v)),
-    Case("timeout", or_none(non_neg), lambda _, v: ResourceLimiter(rate=1, timeout=v)),
-    Case("default_timeout", or_none(non_neg), lambda _, v: TimeoutManager(v)),
-    Case("seconds", or_none(non_neg), lambda _, v: TimeoutScope(v)),
-    Case("attempts", pos_int, lambda _, v: Retry(v)),
+    Case("max_keys", positive_int, lambda _, v: KeyedRateLimiter(1, max_keys=v)),
+    Case("limit", positive_int, lambda _, v: ConcurrencyLimiter(v)),
+    Case("rate", optional(pos_finite), lambda _, v: ResourceLimiter(rate=v)),
+    Case("concurrency", optional(positive_int), lambda _, v: ResourceLimiter(concurrency=v)),
+    Case("burst", optional(pos_finite), lambda _, v: ResourceLimiter(rate=1, burst=v)),
+    Case("timeout", optional(non_negative), lambda _, v: ResourceLimiter(rate=1, timeout=v)),
+    Case("default_timeout", optional(non_negative), lambda _, v: TimeoutManager(v)),
+    Case("seconds", optional(non_negative), lambda _, v: TimeoutScope(v)),
+    Case("attempts", positive_int, lambda _, v: Retry(v)),
     Case("delay", non_neg_finite, lambda _, v: Retry(delay=v)),
     Case("factor", pos_finite, lambda _, v: Retry(factor=v)),
-    Case("max_delay", non_neg, lambda _, v: Retry(max_delay=v)),
+    Case("max_delay", non_negative, lambda _, v: Retry(max_delay=v)),
     Case("jitter", non_neg_finite, lambda _, v: Retry(jitter=v)),
-    Case("timeout", or_none(non_neg), lambda _, v: Retry(timeout=v)),
-    Case("attempt_timeout", or_none(pos), lambda _, v: Retry(attempt_timeout=v)),
+    Case("timeout", optional(non_negative), lambda _, v: Retry(timeout=v)),
+    Case("attempt_timeout", optional(positive), lambda _, v: Retry(attempt_timeout=v)),
     Case("retry_on", nothing, lambda _, v: Retry(retry_on=v)),
     Case("retry_if_result", only(None), lambda _, v: Retry(retry_if_result=v)),
     Case("reraise", only(True, False), lambda _, v: Retry(reraise=v)),
@@ -153,13 +141,13 @@ CASES: list[Case] = [
     Case("sleep", only(None), lambda _, v: Retry(sleep=v)),
     Case("rng", only(None), lambda _, v: Retry(rng=v)),
     Case("clock", only(None), lambda _, v: Retry(clock=v)),
-    Case("failure_threshold", pos_int, lambda _, v: CircuitBreaker(v)),
-    Case("reset_timeout", non_neg, lambda _, v: CircuitBreaker(reset_timeout=v)),
-    Case("half_open_max_calls", pos_int, lambda _, v: CircuitBreaker(half_open_max_calls=v)),
+    Case("failure_threshold", positive_int, lambda _, v: CircuitBreaker(v)),
+    Case("reset_timeout", non_negative, lambda _, v: CircuitBreaker(reset_timeout=v)),
+    Case("half_open_max_calls", positive_int, lambda _, v: CircuitBreaker(half_open_max_calls=v)),
     Case("failure_on", nothing, lambda _, v: CircuitBreaker(failure_on=v)),
     Case(
         "name",
-        or_none(lambda v: isinstance(v, str) and bool(v)),
+        optional(lambda v: isinstance(v, str) and bool(v)),
         lambda _, v: CircuitBreaker(name=v),
     ),
     Case("testing", only(True, False), lambda _, v: set_testing(v)),
@@ -181,7 +169,7 @@ CASES: list[Case] = [
     ),
     Case(
         "expected_replicas",
-        pos_int,
+        positive_int,
         lambda _, v: ConcurrencyLimiter(1, store=RedisStore(URL), name="x", expected_replicas=v),
     ),
     Case(
@@ -209,7 +197,7 @@ CASES: list[Case] = [
     ),
     Case(
         "timeout",
-        or_none(non_neg),
+        optional(non_negative),
         lambda o, v: o.acquire(1, v),
         lambda: RateLimiter(10, 5),
         _use_rate,
@@ -223,7 +211,7 @@ CASES: list[Case] = [
     ),
     Case(
         "timeout",
-        or_none(non_neg),
+        optional(non_negative),
         lambda o, v: o.limit(timeout=v),
         lambda: RateLimiter(10, 5),
         _use_rate,
@@ -237,21 +225,21 @@ CASES: list[Case] = [
     ),
     Case(
         "timeout",
-        or_none(non_neg),
+        optional(non_negative),
         lambda o, v: o.acquire(timeout=v),
         lambda: ConcurrencyLimiter(2),
         lambda o: None,
     ),
     Case(
         "limit",
-        pos_int,
+        positive_int,
         lambda o, v: setattr(o, "limit", v),
         lambda: ConcurrencyLimiter(2),
         _use_permits,
     ),
     Case(
         "timeout",
-        or_none(non_neg),
+        optional(non_negative),
         lambda o, v: o.limit_calls(timeout=v),
         lambda: ConcurrencyLimiter(2),
         _use_permits,
@@ -263,21 +251,33 @@ CASES: list[Case] = [
         lambda: ResourceLimiter(rate=10, burst=5, concurrency=2),
         _use_both,
     ),
-    Case("seconds", or_none(non_neg), lambda o, v: o.timeout(v), TimeoutManager, _use_manager),
     Case(
-        "seconds", or_none(non_neg), lambda o, v: o.move_on(seconds=v), TimeoutManager, _use_manager
+        "seconds", optional(non_negative), lambda o, v: o.timeout(v), TimeoutManager, _use_manager
     ),
-    Case("timeout", or_none(non_neg), lambda o, v: o.run(_ok(), v), TimeoutManager, _use_manager),
+    Case(
+        "seconds",
+        optional(non_negative),
+        lambda o, v: o.move_on(seconds=v),
+        TimeoutManager,
+        _use_manager,
+    ),
+    Case(
+        "timeout",
+        optional(non_negative),
+        lambda o, v: o.run(_ok(), v),
+        TimeoutManager,
+        _use_manager,
+    ),
     Case(
         "timeouts[0]",
-        non_neg,
+        non_negative,
         lambda o, v: o.cascade(_ok, [v]),
         TimeoutManager,
         _use_manager,
     ),
     Case(
         "timeouts",
-        lambda v: isinstance(v, list) and bool(v) and all(non_neg(t) for t in v),
+        lambda v: isinstance(v, list) and bool(v) and all(non_negative(t) for t in v),
         lambda o, v: o.cascade(_ok, v),
         TimeoutManager,
         _use_manager,
@@ -329,12 +329,12 @@ def _check(case: Case, value: object) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.argument)
 def test_the_ten_values_on_every_argument(case: Case) -> None:
-    for value in BAD:
+    for value in BAD_VALUES:
         _check(case, value)
 
 
 values = (
-    st.sampled_from(BAD)
+    st.sampled_from(BAD_VALUES)
     | st.floats()
     | st.integers(min_value=-(10**15), max_value=10**15)
     | st.text(max_size=3)

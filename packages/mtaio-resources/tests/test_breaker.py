@@ -142,3 +142,30 @@ def test_bad_arguments() -> None:
         CircuitBreaker(half_open_max_calls=0)
     with pytest.raises(ConfigurationTypeError):
         CircuitBreaker()(print)  # type: ignore[arg-type]
+
+
+async def test_calls_failing_after_the_circuit_opened_do_not_reopen_it() -> None:
+    clock = ManualClock()
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=10, clock=clock)
+    release = asyncio.Event()
+
+    async def slow_fail() -> None:
+        await release.wait()
+        raise OSError("down")
+
+    late = [asyncio.create_task(breaker.call(slow_fail)) for _ in range(3)]
+    await asyncio.sleep(0)  # all three admitted while closed
+    with pytest.raises(OSError, match="down"):
+        await breaker.call(fail)
+    assert state_of(breaker) is CircuitState.OPEN
+    clock.advance(6)
+    release.set()
+    for task in late:
+        with pytest.raises(OSError, match="down"):
+            await task
+    assert breaker.stats().opened == 1  # the late failures did not open it again
+    assert breaker.failures == 4
+    clock.advance(4)  # the reset time counts from the first opening, not the late failures
+    assert state_of(breaker) is CircuitState.HALF_OPEN
+    assert await breaker.call(ok) == "ok"
+    assert state_of(breaker) is CircuitState.CLOSED

@@ -131,3 +131,12 @@ def test_bad_arguments() -> None:
         Retry(retry_on=42)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationTypeError, match="coroutine functions"):
         Retry()(print)  # type: ignore[arg-type]
+
+
+def test_jitter_is_added_before_the_cap() -> None:
+    # min(max_delay, delay * factor**n + U(0, jitter)), as mtaio.data.Retry computes it.
+    policy = Retry(attempts=6, delay=1, factor=2, max_delay=3, jitter=2, rng=random.Random(11))
+    draws = random.Random(11)
+    expected = [min(3.0, base + draws.uniform(0, 2)) for base in (1, 2, 3, 3, 3)]
+    assert list(policy.delays()) == expected
+    assert max(expected) == 3.0  # the cap did apply to a jittered wait

@@ -317,7 +317,7 @@ async def test_a_command_queued_behind_a_hung_batch_fails_within_timeout(
 @pytest.mark.redis
 async def test_reads_with_every_replica_hung_fail_within_timeout(redis_process: Any) -> None:
     procs = [redis_process(), redis_process()]
-    timeout = 0.6
+    timeout = 1.0
     cache = DistributedCache[int]([p.address for p in procs], replication_factor=2, timeout=timeout)
     try:
         await cache.set("k", 1)
@@ -326,7 +326,9 @@ async def test_reads_with_every_replica_hung_fail_within_timeout(redis_process: 
         start = time.monotonic()
         with pytest.raises(CacheTimeoutError):
             await cache.get("k")
-        assert time.monotonic() - start < timeout * 1.2  # was 2x: one timeout per replica
+        # One timeout for the read, not one per replica (that was >= 2 x timeout); the rest
+        # of the bound is slack for a loaded machine, where the loop wakes up late.
+        assert time.monotonic() - start < timeout * 1.75
         for p in procs:
             p.resume()
         procs[0].pause()

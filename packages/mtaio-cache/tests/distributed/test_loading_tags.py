@@ -101,7 +101,7 @@ async def test_a_holder_that_never_releases_delays_the_others_by_the_lease_time(
         holder = asyncio.ensure_future(a.get_or_set("k", stuck))
         await started.wait()
         # simulate the holder's death: its lease stays until it expires
-        a._flights.clear()
+        a._flights.flights.clear()
         if cluster.kind == "node":  # CacheNode expires keys on the cluster's manual clock
             asyncio.get_running_loop().call_later(0.5, cluster.clock.advance, 1.0)
         begin = time.monotonic()
@@ -138,7 +138,7 @@ async def test_cancelled_waiters_leave_the_load_to_the_others(cluster: Any) -> N
         with pytest.raises(asyncio.CancelledError):
             await lone
         await asyncio.sleep(0.02)
-        assert await cache.get("other") is None and not cache._flights
+        assert await cache.get("other") is None and not cache._flights.flights
 
 
 async def test_close_during_a_load_is_a_connection_error(cluster: Any) -> None:
@@ -258,6 +258,10 @@ async def test_tags_are_validated(cluster: Any) -> None:
             await cache.invalidate_tags("")
         with pytest.raises(ConfigurationTypeError, match="iterable of str"):
             await cache.set("k", 1, tags=5)  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="at most 1024 tags, got 1025"):
+            await cache.set("k", 1, tags=[f"t{i}" for i in range(1025)])
+        with pytest.raises(ConfigurationError, match="at most 1024 bytes"):
+            await cache.set("k", 1, tags=["x" * 1025])
 
 
 @pytest.mark.redis

@@ -41,6 +41,7 @@ from ._validate import require_callable as require_callable
 from ._validate import require_choice as require_choice
 from ._validate import require_non_negative as require_non_negative
 from ._validate import require_non_negative_int as require_non_negative_int
+from ._validate import require_number as require_number
 from ._validate import require_positive as require_positive
 from ._validate import require_positive_int as require_positive_int
 
@@ -78,6 +79,7 @@ __all__ = (
     "require_choice",
     "require_non_negative",
     "require_non_negative_int",
+    "require_number",
     "require_positive",
     "require_positive_int",
 )

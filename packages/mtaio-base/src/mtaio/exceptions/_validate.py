@@ -6,7 +6,6 @@ They return the checked value so a constructor can write ``self._rate = require_
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection
 from typing import Any, TypeVar
 
@@ -19,8 +18,27 @@ N = TypeVar("N", int, float)
 def _number(name: str, value: object, kind: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigurationTypeError(f"{name} must be {kind}, got {value!r}")
-    if math.isnan(value):
+    if value != value:  # NaN (math.isnan would overflow on an int past 1e308)
         raise ConfigurationError(f"{name} must be {kind}, got nan")
+    return value
+
+
+def require_number(name: str, value: N, kind: str = "a number") -> N:
+    """Check that ``value`` is an int or a float, not a bool, not NaN (``±inf`` allowed).
+
+    Args:
+        name: The argument's name, used in the error message.
+        value: The value to check.
+        kind: What the message says the argument must be (``"a number"``).
+
+    Returns:
+        ``value``, unchanged.
+
+    Raises:
+        ConfigurationTypeError: If ``value`` is not an int or float (bools refused).
+        ConfigurationError: If ``value`` is NaN.
+    """
+    _number(name, value, kind)
     return value
 
 

@@ -5,7 +5,9 @@ for as long as a test needs it: start it, point a Redis-backed mtaio object at i
 ``address``, then kill it, pause it (``SIGSTOP``, a server that stops answering) or restart it
 to test failure handling. :func:`require_redis_server` skips a test loudly when the binary is
 missing (or fails it where ``MTAIO_REQUIRE_REDIS=1``). :class:`~mtaio.typing.ManualClock`
-drives time in tests of anything that takes a ``clock``.
+drives time in tests of anything that takes a ``clock``. :func:`check_value` and
+:data:`BAD_VALUES`, with predicates such as :func:`positive_int` and :func:`optional`, run
+the bad-values check: each value accepted, or refused with an error naming the argument.
 
 Example::
 
@@ -26,6 +28,15 @@ from ._redis_server import RedisServer as RedisServer
 from ._redis_server import find_redis_server as find_redis_server
 from ._redis_server import free_port as free_port
 from ._redis_server import require_redis_server as require_redis_server
+from ._values import BAD_VALUES as BAD_VALUES
+from ._values import check_value as check_value
+from ._values import is_int as is_int
+from ._values import is_real as is_real
+from ._values import non_negative as non_negative
+from ._values import non_negative_int as non_negative_int
+from ._values import optional as optional
+from ._values import positive as positive
+from ._values import positive_int as positive_int
 
 __all__ = (
     "RedisServer",
@@ -34,6 +45,15 @@ __all__ = (
     "free_port",
     "REQUIRE_REDIS_ENV",
     "ManualClock",
+    "BAD_VALUES",
+    "check_value",
+    "is_int",
+    "is_real",
+    "non_negative",
+    "non_negative_int",
+    "optional",
+    "positive",
+    "positive_int",
 )
 
 _publish_module(globals())

@@ -36,7 +36,7 @@ from mtaio.exceptions import (
 )
 
 from ._distributed_node import CacheTimeoutError, NodeLink, NodeStats
-from ._envelope import HEADER_SIZE, KIND_TOMBSTONE, KIND_VALUE
+from ._envelope import HEADER_SIZE, KIND_TOMBSTONE, KIND_VALUE, Envelope
 from ._hashing import HashRing
 from ._loading import Loading
 from ._replicas import MISSING, check_reply, held_value
@@ -389,25 +389,9 @@ class DistributedCache(Loading, Generic[T]):
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, T]:
         """Return the values of the ``keys`` that exist, in one round trip per node."""
-        rkeys = [(k, self._key(k)) for k in keys]
-        found = await self._read_many([rk for _, rk in rkeys])
-        values = [v for _, v in found]
-        tagged = [env for env, v in found if v is not MISSING and env is not None and env.tags]
-        if tagged:
-            current = iter(await self._current(tagged))
-            for i, (env, v) in enumerate(found):
-                if v is not MISSING and env is not None and env.tags and not next(current):
-                    values[i] = MISSING
-        out: dict[str, T] = {}
-        stats = self._stats
-        for (k, _), value in zip(rkeys, values, strict=True):
-            stats["reads"] += 1
-            if value is MISSING:
-                stats["misses"] += 1
-            else:
-                stats["hits"] += 1
-                out[k] = value
-        return out
+        names = list(keys)
+        found = await self._read_entries(names)
+        return {k: v for k, (_, v) in zip(names, found, strict=True) if v is not MISSING}
 
     async def set_many(
         self, items: Mapping[str, T], ttl: float | None = None, *, tags: Iterable[str] = ()
@@ -568,6 +552,41 @@ class DistributedCache(Loading, Generic[T]):
     def replicas(self, key: str) -> list[str]:
         """Names of the nodes that hold ``key``, preferred first."""
         return [n.name for n in self._ring.preference(self._key(key), self._rf)]
+
+    # -- internal interface of LayeredCache ---------------------------------------------
+
+    async def _read_entries(self, keys: Sequence[str]) -> list[tuple[Envelope | None, Any]]:
+        """Read ``keys`` as :meth:`get_many` does, counting its reads, hits and misses.
+
+        Returns:
+            For each key, its newest envelope and its value, or ``MISSING`` when the key is
+            missing, expired or one of its tags was invalidated since it was written.
+        """
+        rkeys = [self._key(k) for k in keys]
+        found = [await self._read(rkeys[0])] if len(rkeys) == 1 else await self._read_many(rkeys)
+        tagged = [env for env, v in found if v is not MISSING and env is not None and env.tags]
+        if tagged:
+            current = iter(await self._current(tagged))
+            for i, (env, v) in enumerate(found):
+                if v is not MISSING and env is not None and env.tags and not next(current):
+                    found[i] = (env, MISSING)
+        hits = 0
+        for _, v in found:
+            if v is not MISSING:
+                hits += 1
+        stats = self._stats
+        stats["reads"] += len(found)
+        stats["hits"] += hits
+        stats["misses"] += len(found) - hits
+        return found
+
+    def _link(self, name: str) -> NodeLink:
+        """The connection to the node ``name`` (one of :attr:`nodes`)."""
+        return self._by_name[name]
+
+    def _channel(self, name: bytes) -> bytes:
+        """The name of this cache's channel ``name``, in its namespace."""
+        return self._prefix + b"\xff" + name
 
     # -- internals ----------------------------------------------------------------------
 

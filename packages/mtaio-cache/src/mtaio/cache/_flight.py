@@ -1,4 +1,4 @@
-"""Single flight: concurrent loads of one key share one task.
+"""Single flight: concurrent loads of one key share one task (TTLCache and DistributedCache).
 
 The first caller that misses starts the load as a task; later callers await the same task
 (shielded, so one caller's cancellation does not cancel it for the others). The last
@@ -51,6 +51,10 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
         task.exception()
 
 
+def _closed(key: Hashable) -> Exception:
+    return CacheError(f"the load of key {key!r} was cancelled (cache closed)")
+
+
 class SingleFlight:
     """The loads in flight, by key.
 
@@ -58,13 +62,20 @@ class SingleFlight:
 
     Args:
         track: Called with every task started, so its owner can cancel it on close.
+        closed: The error a waiter gets when its owner's close cancelled the load (given
+            the key); by default a ``CacheError`` saying the cache was closed.
     """
 
-    __slots__ = ("_track", "flights")
+    __slots__ = ("_closed", "_track", "flights")
 
-    def __init__(self, track: Callable[[asyncio.Task[Any]], None]) -> None:
+    def __init__(
+        self,
+        track: Callable[[asyncio.Task[Any]], None],
+        closed: Callable[[Hashable], Exception] | None = None,
+    ) -> None:
         self.flights: dict[Hashable, Flight] = {}
         self._track = track
+        self._closed = closed or _closed
 
     def start(self, key: Hashable, load: Coroutine[Any, Any, Any]) -> Flight:
         """Run ``load`` as the flight of ``key``; it must call :meth:`finish` when it ends."""
@@ -116,7 +127,7 @@ class SingleFlight:
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if task.cancelled() and (current is None or not current.cancelling()):
-                raise CacheError(f"the load of key {key!r} was cancelled (cache closed)") from None
+                raise self._closed(key) from None
             if flight.waiters == 1 and not task.done():
                 task.cancel()  # no one else waits: stop the load
             raise

@@ -213,8 +213,8 @@ class LayeredCache(Generic[T]):
         self._lclock = self._local._clock
         self._hits = 0
         self._local_ttl = float(local_ttl)
-        self._bus: NodeLink = remote._by_name[bus]
-        self._channel = remote._prefix + b"\xfflayered"
+        self._bus: NodeLink = remote._link(bus)
+        self._channel = remote._channel(b"layered")
         self._sender = os.urandom(8).hex()
         self._heartbeat = float(heartbeat)
         self._max_backoff = float(max_backoff)
@@ -497,15 +497,8 @@ class LayeredCache(Generic[T]):
             r.count += 1
             marks.append((r, r.gen))
         flushes = self._flushes
-        remote = self._remote
         try:
-            rkeys = [remote._key(key) for key in keys]
-            if len(rkeys) == 1:
-                found = [await remote._read(rkeys[0])]
-            else:
-                found = await remote._read_many(rkeys)
-            tagged = [env for env, v in found if v is not REMOTE_MISSING and env and env.tags]
-            current = iter(await remote._current(tagged)) if tagged else iter(())
+            found = await self._remote._read_entries(keys)
         finally:
             for key, (r, _) in zip(keys, marks, strict=True):
                 r.count -= 1
@@ -513,16 +506,13 @@ class LayeredCache(Generic[T]):
                     del reading[key]
         values: list[Any] = []
         keep = self._connected and self._flushes == flushes
-        stats = remote._stats
         now = time.time()
         local_ttl = self._local_ttl
         for key, (env, value), (r, gen) in zip(keys, found, marks, strict=True):
-            if value is REMOTE_MISSING or env is None or (env.tags and not next(current)):
+            if value is REMOTE_MISSING or env is None:
                 values.append(MISSING)
-                stats["misses"] += 1
                 continue
             values.append(value)
-            stats["hits"] += 1
             if not keep or r.gen != gen:
                 continue
             ttl = local_ttl
@@ -531,7 +521,6 @@ class LayeredCache(Generic[T]):
                 if ttl <= 0:
                     continue
             await self._local.set(key, value, ttl, tags=[name for name, _ in env.tags])
-        stats["reads"] += len(keys)
         return values
 
     def _drop_local(self, keys: Iterable[str]) -> None:

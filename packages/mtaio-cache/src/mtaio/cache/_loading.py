@@ -26,12 +26,13 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, final
+from typing import Any, Final
 
 from mtaio.exceptions import CacheConnectionError
 from mtaio.typing import call_maybe_async
 
 from ._distributed_node import Failure, NodeLink
+from ._flight import SingleFlight
 from ._notify import LoadNotifier
 from ._replicas import MISSING
 from ._tags import Tagging, tagged_kind
@@ -49,15 +50,6 @@ _RECHECK_POLLING: Final = (0.02, 0.2)
 Factory = Callable[[], Awaitable[Any]] | Callable[[], Any]
 
 
-@final
-class _Flight:
-    __slots__ = ("task", "waiters")
-
-    def __init__(self, task: asyncio.Task[Any]) -> None:
-        self.task = task
-        self.waiters = 0
-
-
 class Loading(Tagging):
     """Adds single-flight loading (``get_or_set``) to the replicas."""
 
@@ -67,7 +59,7 @@ class Loading(Tagging):
         super().__init__(**kwargs)
         self._cross = cross_process
         self._lease_ms = max(1, int(lease_time * 1000))
-        self._flights: dict[bytes, _Flight] = {}
+        self._flights = SingleFlight(self._track, _closed_during_load)
         self._refreshing: set[bytes] = set()
         self._notifier = LoadNotifier(self._prefix + LOADED_CHANNEL, self._track)
 
@@ -96,35 +88,15 @@ class Loading(Tagging):
                 and env.expires_at
                 and env.expires_at - time.time() * 1000 <= refresh_ahead * 1000
                 and rkey not in self._refreshing
-                and rkey not in self._flights
+                and rkey not in self._flights.flights
             ):
                 self._refresh(rkey, factory, px, cross)
             return value
         stats["misses"] += 1
-        flight = self._flights.get(rkey)
+        flight = self._flights.flights.get(rkey)
         if flight is None:
-            task = asyncio.get_running_loop().create_task(self._load(rkey, factory, px, cross))
-            flight = self._flights[rkey] = _Flight(task)
-            task.add_done_callback(lambda t: self._flight_done(rkey, flight))
-            self._track(task)
-        flight.waiters += 1
-        task = flight.task
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if task.cancelled() and not _current_cancelling():
-                raise CacheConnectionError("DistributedCache was closed during the load") from None
-            raise
-        finally:
-            flight.waiters -= 1
-            if not flight.waiters and not task.done():
-                task.cancel()  # nobody waits for it any more
-
-    def _flight_done(self, rkey: bytes, flight: _Flight) -> None:
-        if self._flights.get(rkey) is flight:
-            del self._flights[rkey]
-        if not flight.task.cancelled():
-            flight.task.exception()  # retrieved: the waiters got it, or nobody waited
+            flight = self._flights.start(rkey, self._load(rkey, factory, px, cross))
+        return await self._flights.wait(rkey, flight)
 
     def _refresh(self, rkey: bytes, factory: Factory, px: int, cross: bool) -> None:
         """Reload ``rkey`` in the background (stale-while-revalidate); one process does."""
@@ -236,6 +208,5 @@ class Loading(Tagging):
             notifier.unregister(rkey, fut)
 
 
-def _current_cancelling() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
+def _closed_during_load(_: object) -> Exception:
+    return CacheConnectionError("DistributedCache was closed during the load")

@@ -26,39 +26,19 @@ import os
 from collections.abc import Iterable
 from typing import Any, Final
 
-from mtaio.exceptions import ConfigurationError, ConfigurationTypeError
-
 from ._envelope import KIND_TAGGED, KIND_VALUE, TOKEN_SIZE, Envelope, pack_tags
 from ._recovery import Recovery
 from ._replicas import MISSING
+from ._tag_names import check_tags as check_tag_names
 
 __all__ = ("Tagging", "check_tags")
 
 TAG_SPACE: Final = b"\xfftag:"
-_MAX_TAGS: Final = 1024
-_MAX_TAG_BYTES: Final = 1024
 
 
 def check_tags(tags: Iterable[str]) -> tuple[str, ...]:
-    """``tags`` as a tuple without repeats; refuse a bare string and non-string tags."""
-    if isinstance(tags, (str, bytes)):
-        raise ConfigurationTypeError(
-            f"tags must be an iterable of str such as a tuple, got the string {tags!r}"
-        )
-    try:
-        names = tuple(dict.fromkeys(tags))
-    except TypeError as exc:
-        raise ConfigurationTypeError(f"tags must be an iterable of str, got {tags!r}") from exc
-    if len(names) > _MAX_TAGS:
-        raise ConfigurationError(f"tags may hold at most {_MAX_TAGS} tags, got {len(names)}")
-    for tag in names:
-        if not isinstance(tag, str):
-            raise ConfigurationTypeError(f"each tag must be a str, got {tag!r}")
-        if not tag or len(tag.encode()) > _MAX_TAG_BYTES:
-            raise ConfigurationError(
-                f"each tag must be a non-empty str of at most {_MAX_TAG_BYTES} bytes, got {tag!r}"
-            )
-    return names
+    """``tags`` as a tuple without repeats, within the limits of a tag on the wire."""
+    return check_tag_names(tags, bounded=True)
 
 
 class Tagging(Recovery):

@@ -46,6 +46,7 @@ from ._policies import (
     lfu_remove,
 )
 from ._stats import CacheStats
+from ._tag_names import check_tags
 from ._transaction import CacheTransaction
 from ._wheel import MISSING, Entry, ExpiryWheel, unhashable
 
@@ -73,23 +74,6 @@ _MISSING = MISSING
 _unhashable = unhashable
 _Entry = Entry
 _Removal = Removal
-
-
-def _check_tags(tags: Iterable[str]) -> tuple[str, ...]:
-    if isinstance(tags, str):
-        raise ConfigurationTypeError(
-            f"tags must be an iterable of strings, not one string, got {tags!r}"
-        )
-    try:
-        out = tuple(tags)
-    except TypeError:
-        raise ConfigurationTypeError(
-            f"tags must be an iterable of strings, got {type(tags).__name__}"
-        ) from None
-    for tag in out:
-        if not isinstance(tag, str):
-            raise ConfigurationTypeError(f"tags must be strings, got {tag!r}")
-    return out
 
 
 def _timer_fired(ref: weakref.ref[TTLCache[Any]]) -> None:
@@ -509,7 +493,7 @@ class TTLCache(Generic[T]):
         """
         data = self._data
         if tags:
-            tag_tuple = _check_tags(tags)
+            tag_tuple = check_tags(tags)
             removed = self._store(key, value, ttl)
             self._tag(key, tag_tuple)
         elif ttl is not None or self._jitter or self._lfu:
@@ -581,7 +565,7 @@ class TTLCache(Generic[T]):
             tags: As for :meth:`set`.
         """
         self._check_ttl(ttl)
-        tag_tuple = _check_tags(tags) if tags else ()
+        tag_tuple = check_tags(tags) if tags else ()
         removed: list[_Removal] = []
         for key, value in items.items():
             out = self._store(key, value, ttl)
@@ -645,7 +629,7 @@ class TTLCache(Generic[T]):
         Raises:
             ConfigurationTypeError: If a tag is not a string.
         """
-        _check_tags(tags)
+        check_tags(tags)
         keys: list[Hashable] = []
         for tag in tags:
             members = self._tag_keys.get(tag)

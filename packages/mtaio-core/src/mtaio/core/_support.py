@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import math
+from typing import cast
 
-from mtaio.exceptions import ConfigurationError, ConfigurationTypeError, require_positive_int
+from mtaio.exceptions import require_number, require_positive_int
 
 
 def check_priority(name: str, priority: object) -> float:
@@ -29,13 +29,9 @@ def check_priority(name: str, priority: object) -> float:
         ConfigurationTypeError: If ``priority`` is not an int or a float (bools refused).
         ConfigurationError: If ``priority`` is NaN.
     """
-    if isinstance(priority, bool) or not isinstance(priority, int | float):
-        raise ConfigurationTypeError(
-            f"{name} must be a number (an int or a float; lower comes first), got {priority!r}"
-        )
-    if priority != priority or (isinstance(priority, float) and math.isnan(priority)):
-        raise ConfigurationError(f"{name} must be a number, got nan (it orders with nothing)")
-    return priority
+    return require_number(
+        name, cast(float, priority), "a number (an int or a float; lower comes first)"
+    )
 
 
 def discard(aw: object) -> None:

@@ -8,8 +8,10 @@ value of the wrong type (``"5"``, ``None``, ``True`` where a number is expected)
 from __future__ import annotations
 
 import math
+from typing import cast
 
 from mtaio.exceptions import ConfigurationError, ConfigurationTypeError
+from mtaio.exceptions import require_number as _require_number
 
 
 def _real(name: str, value: object) -> float:
@@ -32,10 +34,7 @@ def require_number(name: str, value: object) -> float:
         ConfigurationTypeError: If ``value`` is not an int or float (a bool is refused).
         ConfigurationError: If ``value`` is NaN.
     """
-    out = _real(name, value)
-    if math.isnan(out):
-        raise ConfigurationError(f"{name} must be a number, got nan")
-    return out
+    return float(_require_number(name, cast(float, value), "a number (int or float)"))
 
 
 def require_finite(name: str, value: object) -> float:

@@ -319,8 +319,14 @@ class CircuitBreaker:
             self._set_state(CircuitState.CLOSED)
 
     def record_failure(self) -> None:
-        """Count a failure (opens the circuit at the threshold, or from half-open)."""
+        """Count a failure (opens the circuit at the threshold, or from half-open).
+
+        A failure while the circuit is already open (a call admitted before it opened,
+        ending late) is counted but neither re-opens it nor pushes back its reset time.
+        """
         self._failures += 1
+        if self._state is CircuitState.OPEN:
+            return
         if self._state is CircuitState.HALF_OPEN or self._failures >= self.failure_threshold:
             self._trials = 0
             self._open()

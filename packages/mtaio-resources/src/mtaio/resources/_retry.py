@@ -107,10 +107,11 @@ class Retry:
     """A retry policy: how often, how long to wait in between, what to retry.
 
     The wait after failed attempt ``n`` (1-based) is ``min(max_delay, delay * factor **
-    (n - 1))``, plus a random jitter in ``[0, jitter]`` seconds; with ``jitter="full"`` the
-    wait is drawn uniformly from ``[0, that value]`` instead (AWS's "full jitter", which
-    spreads a fleet of retrying clients best). ``asyncio.CancelledError`` and other
-    non-``Exception`` errors are never retried.
+    (n - 1) + U(0, jitter))``: a random jitter of up to ``jitter`` seconds, the whole capped at
+    ``max_delay`` (as :class:`mtaio.data.Retry` computes it); with ``jitter="full"`` the wait
+    is drawn uniformly from ``[0, min(max_delay, delay * factor ** (n - 1))]`` instead (AWS's
+    "full jitter", which spreads a fleet of retrying clients best).
+    ``asyncio.CancelledError`` and other non-``Exception`` errors are never retried.
 
     When the attempts (or the ``timeout`` budget) run out, the last error is re-raised as it
     was, with a note (PEP 678) naming the attempts, so ``except ConnectionError`` still
@@ -133,7 +134,7 @@ class Retry:
         attempts: The most attempts in total (1 means no retry).
         delay: The first wait, in seconds.
         factor: The factor each further wait grows by (1 keeps it constant).
-        max_delay: The longest wait before jitter.
+        max_delay: The longest wait, jitter included.
         jitter: The most random seconds added to each wait, or ``"full"`` for a wait drawn
             uniformly between zero and the computed one.
         timeout: The whole budget in seconds (attempts and waits together); no attempt
@@ -245,7 +246,8 @@ class Retry:
             if self.jitter == "full":
                 yield self._rng.uniform(0, capped)
             else:
-                yield capped + (self._rng.uniform(0, self.jitter) if self.jitter else 0.0)
+                wait = capped + self._rng.uniform(0, self.jitter) if self.jitter else capped
+                yield wait if wait < self.max_delay else self.max_delay
             # grows by multiplication (no overflow: it stops growing once past the cap)
             if base < self.max_delay:
                 base *= self.factor
