@@ -76,13 +76,23 @@ async def concurrency(args: dict[str, Any]) -> dict[str, Any]:
                     await store.client.decr(counter)
                 done += 1
 
+        # (time, holders in the fleet) every 20 ms: how full the fleet keeps the limit (the
+        # admission samples above count 1, 2, 3... within each wave of hand-offs)
+        occupancy: list[tuple[float, int]] = []
+
+        async def sampler() -> None:
+            while time.time() < end:
+                occupancy.append((time.time(), int(await store.client.get(counter) or 0)))
+                await asyncio.sleep(0.02)
+
         tasks = [asyncio.create_task(task()) for _ in range(args["tasks"])]
+        tasks.append(asyncio.create_task(sampler()))
         await asyncio.wait(tasks, timeout=max(0.0, end - time.time()) + 5)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await limiter.close()
-        return {"peak": peak, "done": done, "samples": samples}
+        return {"peak": peak, "done": done, "samples": samples, "occupancy": occupancy}
 
 
 async def hold(args: dict[str, Any]) -> dict[str, Any]:
