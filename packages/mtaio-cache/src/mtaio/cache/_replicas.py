@@ -471,6 +471,8 @@ class Replicas:
             return
         try:
             env = unpack_envelope(old)
+            if env.kind != KIND_TOMBSTONE:
+                self._value(rkey, env)  # a newer copy that does not decode is garbage too
         except CacheSerializationError:
             return  # garbage was replaced: that was the point
         # Newer, and not a version from beyond the clock's drift (replacing one was right).
