@@ -23,6 +23,10 @@ from mtaio.cache.testing import RedisServer, find_redis_server
 from mtaio.events import EventEmitter
 from mtaio.testing import require_redis_server
 
+# Real OS processes and wall-clock runs: `check` runs these on Python 3.11 only.
+pytestmark = pytest.mark.slow
+
+
 DEMO = Path(__file__).parent / "demo.py"
 
 

@@ -16,9 +16,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 
 from mtaio.testing import RedisServer
+
+# Real OS processes and wall-clock runs: `check` runs these on Python 3.11 only.
+pytestmark = pytest.mark.slow
+
 
 Eventually = Callable[..., Awaitable[None]]
 WORKER = str(Path(__file__).with_name("_channel_worker.py"))

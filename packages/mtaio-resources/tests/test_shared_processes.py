@@ -11,8 +11,14 @@ import signal
 import time
 from typing import Any
 
+import pytest
+
 from mtaio.resources import ConcurrencyLimiter, RedisStore
 from mtaio.testing import RedisServer
+
+# Real OS processes and wall-clock runs: `check` runs these on Python 3.11 only.
+pytestmark = pytest.mark.slow
+
 
 Workers = Any  # the `workers` fixture of conftest.py (test modules do not import it)
 

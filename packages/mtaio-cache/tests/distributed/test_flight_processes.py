@@ -26,6 +26,10 @@ from mtaio.cache.testing import RedisServer
 
 from .conftest import HOST, require_redis_server
 
+# Real OS processes and wall-clock runs: `check` runs these on Python 3.11 only.
+pytestmark = pytest.mark.slow
+
+
 CHILD = Path(__file__).with_name("flight_child.py")
 LEASE = 1.0
 TAG_MEMBERS = int(os.environ.get("MTAIO_TAG_MEMBERS", "10000"))

@@ -33,6 +33,10 @@ from mtaio.cache.testing import RedisServer
 
 from .conftest import require_redis_server
 
+# Real OS processes and wall-clock runs: `check` runs these on Python 3.11 only.
+pytestmark = pytest.mark.slow
+
+
 CHILD = Path(__file__).with_name("layered_child.py")
 NODE_CHILD = Path(__file__).with_name("node_child.py")
 WRITES = int(os.environ.get("MTAIO_LAYERED_WRITES", "3000"))

@@ -30,9 +30,13 @@ CHILD = Path(__file__).with_name("node_child.py")
 MiB = 1 << 20
 PING_LIMIT = 0.5  # seconds another client may wait for PING during an attack
 
-pytestmark = pytest.mark.skipif(
-    not Path("/proc/self/status").exists(), reason="RSS is read from /proc (Linux)"
-)
+# Attacks against a node in a child process: `check` runs these on Python 3.11 only.
+pytestmark = [
+    pytest.mark.skipif(
+        not Path("/proc/self/status").exists(), reason="RSS is read from /proc (Linux)"
+    ),
+    pytest.mark.slow,
+]
 
 
 def pack(*args: bytes) -> bytes:
