@@ -28,10 +28,6 @@ APP = """
 import asyncio, sys
 from mtaio.monitoring import ResourceMonitor
 
-# Real OS processes and wall-clock runs: `check` runs these on Python 3.11 only.
-pytestmark = pytest.mark.slow
-
-
 async def main() -> None:
     async with ResourceMonitor(interval=0.2) as monitor:
         server = await monitor.serve_metrics(0)
