@@ -358,21 +358,35 @@ async def _inval_cache(state: dict[str, Any], address: tuple[str, int], impl: st
         cache = _layered(address, "bench-inv")
         assert await cache.connected(10.0)
 
-        original = LayeredCache._drop_local
         seen = state["seen"]
 
-        def timed(self: LayeredCache[Any], keys: Iterable[str]) -> None:
+        # Stamped right after the drop, as cashews' local delete below. The subscription
+        # looks these methods up on each message, so patching the class reaches it.
+        def stamp(held: list[str]) -> None:
+            now = time.monotonic_ns()
+            for k in held:
+                seen.setdefault(k, now)
+            if len(seen) >= state["want"]:
+                state["all_seen"].set()
+
+        drop_key = LayeredCache._drop_key
+        drop_local = LayeredCache._drop_local
+
+        def timed_key(self: LayeredCache[Any], key: str) -> None:
+            held = key in self._ldata
+            drop_key(self, key)
+            if held and state["armed"] and self is cache:
+                stamp([key])
+
+        def timed_local(self: LayeredCache[Any], keys: Iterable[str]) -> None:
             keys = list(keys)
             held = [k for k in keys if k in self._ldata]
-            original(self, keys)
+            drop_local(self, keys)
             if state["armed"] and self is cache:
-                now = time.monotonic_ns()
-                for k in held:
-                    seen.setdefault(k, now)
-                if len(seen) >= state["want"]:
-                    state["all_seen"].set()
+                stamp(held)
 
-        LayeredCache._drop_local = timed  # type: ignore[method-assign]
+        LayeredCache._drop_key = timed_key  # type: ignore[method-assign]
+        LayeredCache._drop_local = timed_local  # type: ignore[method-assign]
     else:
         from cashews.backends.redis.client_side import BcastClientSide
 
