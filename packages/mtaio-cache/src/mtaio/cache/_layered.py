@@ -26,8 +26,8 @@ Why Pub/Sub rather than Redis 6 client tracking (``CLIENT TRACKING ... BCAST``):
 Coherence rules:
 
 * A process uses its local tier only while its subscription to the bus is confirmed.
-  When the connection is lost (closed, killed with ``CLIENT KILL``, or silent for two
-  heartbeats) it cannot know what it missed: it drops its local tier, serves from the
+  When the connection is lost (closed, killed with ``CLIENT KILL``, or silent for two to
+  three heartbeats) it cannot know what it missed: it drops its local tier, serves from the
   distributed tier meanwhile, and reconnects with back-off. So it never serves a local copy
   older than the disconnect.
 * A read-through stores its value locally only if no invalidation of that key (and no
@@ -154,8 +154,9 @@ class LayeredCache(Generic[T]):
         local_max_size: The most entries of the local tier (LRU).
         bus: The node (``host:port`` as in ``remote.nodes``) whose channel carries the
             invalidations; every process must use the same. ``None``: the first node.
-        heartbeat: Seconds of silence after which the subscription is pinged; no answer
-            within another heartbeat counts as a lost connection.
+        heartbeat: The subscription's watchdog period, in seconds: a period without
+            traffic brings a PING, and no answer within the next period counts as a lost
+            connection (so the loss of a silent connection is seen within three periods).
         max_backoff: Longest wait between reconnection attempts, in seconds.
 
     Raises:
