@@ -403,7 +403,9 @@ async def _inval_cache(state: dict[str, Any], address: tuple[str, int], impl: st
         seen = state["seen"]
 
         async def timed_delete(key: Any) -> Any:
-            held = await local.get(key, default=None) is not None
+            # A plain dict lookup, as mtaio's hook does: an awaited local.get here would
+            # add its own cost to cashews' measured delay.
+            held = key in local.store
             out = await delete(key)
             if state["armed"] and held:
                 seen.setdefault(key, time.monotonic_ns())
