@@ -21,7 +21,8 @@ from mtaio.cache import DistributedCache, LayeredCache
 from mtaio.cache._distributed_node import Failure, NodeLink
 from mtaio.exceptions import CacheConnectionError
 
-from .conftest import HOST, Cluster
+from .conftest import HOST, Cluster, layered_caches, started
+from .conftest import until as _until
 
 Factory = Callable[..., LayeredCache[Any]]
 
@@ -29,49 +30,27 @@ Factory = Callable[..., LayeredCache[Any]]
 @pytest.fixture
 async def single(backend: str) -> AsyncIterator[Cluster]:
     """One node of the current backend: every key lives on the bus."""
-    c = Cluster(backend)
-    try:
-        await c.start(1)
+    async with started(backend, 1) as c:
         yield c
-    finally:
-        await c.close()
-
-
-def _factory(made: list[LayeredCache[Any]], addresses: list[tuple[str, int]]) -> Factory:
-    def make(**kwargs: Any) -> LayeredCache[Any]:
-        remote = DistributedCache[Any](addresses, replication_factor=1, namespace="lw", timeout=2.0)
-        cache = LayeredCache(remote, **kwargs)
-        made.append(cache)
-        return cache
-
-    return make
 
 
 @pytest.fixture
 async def on_one(single: Cluster) -> AsyncIterator[Factory]:
-    made: list[LayeredCache[Any]] = []
-    try:
-        yield _factory(made, single.addresses)
-    finally:
-        for cache in made:
-            await cache.close()
+    async with layered_caches(single.addresses, 1, "lw") as make:
+        yield make
 
 
 @pytest.fixture
 async def on_three(cluster: Cluster) -> AsyncIterator[Factory]:
-    made: list[LayeredCache[Any]] = []
-    try:
-        yield _factory(made, cluster.addresses)
-    finally:
-        for cache in made:
-            await cache.close()
+    async with layered_caches(cluster.addresses, 1, "lw") as make:
+        yield make
 
 
-async def _until(predicate: Callable[[], bool], within: float = 5.0) -> None:
-    # Polls counters the caches' listener tasks move; bounded in time.
-    async with asyncio.timeout(within):
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
+async def _pair(factory: Factory) -> tuple[LayeredCache[Any], LayeredCache[Any]]:
+    """Two caches (two processes, to each other), both subscribed."""
+    a, b = factory(), factory()
+    assert await a.connected(5.0) and await b.connected(5.0)
+    return a, b
 
 
 async def _held(reader: LayeredCache[Any], writer: LayeredCache[Any], key: str, value: Any) -> None:
@@ -86,14 +65,28 @@ async def _held(reader: LayeredCache[Any], writer: LayeredCache[Any], key: str, 
     raise AssertionError(f"{key!r} never entered the reader's local tier")
 
 
+@pytest.fixture
+async def held(on_one: Factory) -> tuple[LayeredCache[Any], LayeredCache[Any]]:
+    """A writer and a reader on one node; the reader holds ``k`` = ``"old"`` locally."""
+    a, b = await _pair(on_one)
+    await _held(b, a, "k", "old")
+    return a, b
+
+
+def _failed(message: str) -> asyncio.Future[Any]:
+    """A command's future as when its connection was lost before the reply."""
+    fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    fut.set_result(Failure(CacheConnectionError(message), transport=True))
+    return fut
+
+
 def _bus_stats(cache: LayeredCache[Any]) -> tuple[int, int]:
     node = cache.remote.stats().nodes[cache.remote.nodes[0]]
     return node.ops, node.round_trips
 
 
 async def test_a_write_on_the_bus_is_one_round_trip(on_one: Factory) -> None:
-    a, b = on_one(), on_one()
-    assert await a.connected(5.0) and await b.connected(5.0)
+    a, b = await _pair(on_one)
     await _held(b, a, "k", "v0")
     ops, trips = _bus_stats(a)
     await a.set("k", "v1")
@@ -115,8 +108,7 @@ async def test_a_write_on_the_bus_is_one_round_trip(on_one: Factory) -> None:
 async def test_the_publish_follows_the_write_it_announces(
     on_three: Factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    a, b = on_three(), on_three()
-    assert await a.connected(5.0) and await b.connected(5.0)
+    a, b = await _pair(on_three)
     bus = a.remote.nodes[0]
     here = next(f"h{i}" for i in range(100) if a.remote.replicas(f"h{i}") == [bus])
     there = next(f"t{i}" for i in range(100) if a.remote.replicas(f"t{i}") != [bus])
@@ -146,11 +138,9 @@ async def test_the_publish_follows_the_write_it_announces(
 
 
 async def test_a_publish_lost_with_its_connection_is_sent_again(
-    on_one: Factory, monkeypatch: pytest.MonkeyPatch
+    held: tuple[LayeredCache[Any], LayeredCache[Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    a, b = on_one(), on_one()
-    assert await a.connected(5.0) and await b.connected(5.0)
-    await _held(b, a, "k", "old")
+    a, b = held
     submit = NodeLink.submit
     lost: list[tuple[Any, ...]] = []
 
@@ -158,9 +148,7 @@ async def test_a_publish_lost_with_its_connection_is_sent_again(
         if command[0] == b"PUBLISH" and not lost:
             # The connection died after the SET ran and before the PUBLISH did.
             lost.append(command)
-            fut = asyncio.get_running_loop().create_future()
-            fut.set_result(Failure(CacheConnectionError("connection lost"), transport=True))
-            return fut
+            return _failed("connection lost")
         return submit(self, command)
 
     monkeypatch.setattr(NodeLink, "submit", drop_first_publish)
@@ -173,11 +161,9 @@ async def test_a_publish_lost_with_its_connection_is_sent_again(
 
 
 async def test_a_write_that_fails_after_it_was_sent_still_invalidates(
-    on_one: Factory, monkeypatch: pytest.MonkeyPatch
+    held: tuple[LayeredCache[Any], LayeredCache[Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    a, b = on_one(), on_one()
-    assert await a.connected(5.0) and await b.connected(5.0)
-    await _held(b, a, "k", "old")
+    a, b = held
     submit = NodeLink.submit
     failing = [True]
 
@@ -206,8 +192,7 @@ async def test_a_write_that_fails_after_it_was_sent_still_invalidates(
 
 
 async def test_a_cancelled_write_still_invalidates(on_three: Factory) -> None:
-    a, b = on_three(), on_three()
-    assert await a.connected(5.0) and await b.connected(5.0)
+    a, b = await _pair(on_three)
     bus = a.remote.nodes[0]
     key = next(f"c{i}" for i in range(100) if a.remote.replicas(f"c{i}") != [bus])
     await _held(b, a, key, "old")
@@ -234,9 +219,7 @@ async def test_an_unreachable_bus_counts_publish_errors(
     def no_publish(self: NodeLink, command: tuple[Any, ...]) -> asyncio.Future[Any]:
         if command[0] != b"PUBLISH":
             return submit(self, command)
-        fut = asyncio.get_running_loop().create_future()
-        fut.set_result(Failure(CacheConnectionError("bus down"), transport=True))
-        return fut
+        return _failed("bus down")
 
     monkeypatch.setattr(NodeLink, "submit", no_publish)
     await a.set("k", 2)  # the write itself succeeded: no error for the caller
