@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from mtaio.cache import CacheNode
+from mtaio.cache import CacheNode, DistributedCache, LayeredCache
 from mtaio.cache.testing import RedisServer
 from mtaio.cache.testing import free_port as find_free_port
 from mtaio.typing import ManualClock
@@ -99,15 +100,51 @@ def backend(request: pytest.FixtureRequest) -> str:
     return kind
 
 
-@pytest.fixture
-async def cluster(backend: str) -> AsyncIterator[Cluster]:
-    """Three nodes of the current backend."""
+@contextlib.asynccontextmanager
+async def started(backend: str, count: int) -> AsyncIterator[Cluster]:
+    """``count`` nodes of ``backend``, stopped at exit."""
     c = Cluster(backend)
     try:
-        await c.start(3)
+        await c.start(count)
         yield c
     finally:
         await c.close()
+
+
+@pytest.fixture
+async def cluster(backend: str) -> AsyncIterator[Cluster]:
+    """Three nodes of the current backend."""
+    async with started(backend, 3) as c:
+        yield c
+
+
+@contextlib.asynccontextmanager
+async def layered_caches(
+    addresses: list[tuple[str, int]], replication_factor: int, namespace: str
+) -> AsyncIterator[Callable[..., LayeredCache[Any]]]:
+    """A factory of LayeredCaches over ``addresses`` (its kwargs go to each); closed at exit."""
+    made: list[LayeredCache[Any]] = []
+
+    def make(**kwargs: Any) -> LayeredCache[Any]:
+        remote = DistributedCache[Any](
+            addresses, replication_factor=replication_factor, namespace=namespace, timeout=2.0
+        )
+        cache = LayeredCache(remote, **kwargs)
+        made.append(cache)
+        return cache
+
+    try:
+        yield make
+    finally:
+        for cache in made:
+            await cache.close()
+
+
+async def until(predicate: Callable[[], bool], within: float = 5.0) -> None:
+    """Wait until ``predicate()`` holds (it reads counters a task moves), at most ``within`` s."""
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
 
 
 @pytest.fixture

@@ -17,35 +17,16 @@ import redis.asyncio as aioredis
 from mtaio.cache import AsyncCache, DistributedCache, LayeredCache, cached
 from mtaio.exceptions import ConfigurationError, ConfigurationTypeError
 
-from .conftest import Cluster
+from .conftest import Cluster, layered_caches
+from .conftest import until as _until
 
 Factory = Callable[..., LayeredCache[Any]]
 
 
 @pytest.fixture
 async def layered(cluster: Cluster) -> AsyncIterator[Factory]:
-    made: list[LayeredCache[Any]] = []
-
-    def make(**kwargs: Any) -> LayeredCache[Any]:
-        remote = DistributedCache[Any](
-            cluster.addresses, replication_factor=2, namespace="lay", timeout=2.0
-        )
-        cache = LayeredCache(remote, **kwargs)
-        made.append(cache)
-        return cache
-
-    try:
+    async with layered_caches(cluster.addresses, 2, "lay") as make:
         yield make
-    finally:
-        for cache in made:
-            await cache.close()
-
-
-async def _until(predicate: Callable[[], bool], within: float = 5.0) -> None:
-    # Polls counters the cache's listener task moves; bounded in time.
-    async with asyncio.timeout(within):
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
 
 
 async def test_local_hits_and_invalidation_across_caches(layered: Factory) -> None:

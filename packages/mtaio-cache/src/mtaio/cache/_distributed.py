@@ -335,13 +335,7 @@ class DistributedCache(Loading, Generic[T]):
             CacheSerializationError: The serializer cannot encode ``value`` (nothing written).
             CacheConnectionError: Fewer than ``write_quorum`` replicas acknowledged.
         """
-        rkey = self._key(key)
-        px = self._ttl_ms(ttl)
-        if tags:
-            section = await self._tag_section(check_tags(tags))
-            raw = self._encode(rkey, tagged_kind(section), value, px, tags=section)
-        else:
-            raw = self._encode(rkey, KIND_VALUE, value, px)
+        rkey, raw, px = await self._prepare_set(key, value, ttl, tags)
         await self._wait_write(rkey, self._submit_write(rkey, raw, px))
         self._stats["writes"] += 1
 
@@ -579,6 +573,17 @@ class DistributedCache(Loading, Generic[T]):
         stats["hits"] += hits
         stats["misses"] += len(found) - hits
         return found
+
+    async def _prepare_set(
+        self, key: str, value: T, ttl: float | None, tags: Iterable[str]
+    ) -> tuple[bytes, bytes, int]:
+        """Check and encode a write of ``value`` (nothing sent): its key, envelope and PX."""
+        rkey = self._key(key)
+        px = self._ttl_ms(ttl)
+        if tags:
+            section = await self._tag_section(check_tags(tags))
+            return rkey, self._encode(rkey, tagged_kind(section), value, px, tags=section), px
+        return rkey, self._encode(rkey, KIND_VALUE, value, px), px
 
     def _link(self, name: str) -> NodeLink:
         """The connection to the node ``name`` (one of :attr:`nodes`)."""

@@ -45,7 +45,7 @@ from mtaio.exceptions import TimeoutError as MtaioTimeoutError
 if TYPE_CHECKING:
     from redis.asyncio.connection import AbstractConnection, ConnectionPool
 
-__all__ = ("CacheTimeoutError", "Failure", "NodeLink", "NodeStats")
+__all__ = ("CacheTimeoutError", "Command", "Failure", "NodeLink", "NodeStats")
 
 _log: Final = logging.getLogger("mtaio.cache")
 MAX_BATCH: Final = 1024  # commands per round trip

@@ -17,13 +17,17 @@ Why Pub/Sub rather than Redis 6 client tracking (``CLIENT TRACKING ... BCAST``):
   ``clear()`` invalidate the local tiers in one message; tracking only knows keys;
 * the cost is one PUBLISH per write, which tracking would not need, and the publisher
   must be a LayeredCache (a plain DistributedCache writer is not seen; give such writers
-  short TTLs or route them through a LayeredCache too).
+  short TTLs or route them through a LayeredCache too). When the key's replicas are the
+  bus node alone (one node, or a key that lives on the bus), the PUBLISH rides in the same
+  round trip as the write: it is queued behind the SET on the same connection, so the
+  server delivers it only after the new value is stored. Elsewhere it follows once the
+  write quorum answered, as a second round trip.
 
 Coherence rules:
 
 * A process uses its local tier only while its subscription to the bus is confirmed.
-  When the connection is lost (closed, killed with ``CLIENT KILL``, or silent for two
-  heartbeats) it cannot know what it missed: it drops its local tier, serves from the
+  When the connection is lost (closed, killed with ``CLIENT KILL``, or silent for two to
+  three heartbeats) it cannot know what it missed: it drops its local tier, serves from the
   distributed tier meanwhile, and reconnects with back-off. So it never serves a local copy
   older than the disconnect.
 * A read-through stores its value locally only if no invalidation of that key (and no
@@ -32,21 +36,23 @@ Coherence rules:
 * A process's own writes drop its local copy before and after the remote write (never
   store the new value locally: two concurrent writes could leave the loser there); the
   next read fills it.
+* A write whose outcome is unknown (it failed or was cancelled after it was sent) still
+  publishes its invalidation; a PUBLISH lost with its connection is sent once more.
 * Messages are JSON with a sender id, capped in size; a malformed one flushes the local
-  tier (the safe reading) and is counted.
+  tier (the safe reading) and is counted (``_layered_bus.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import os
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Generic, Self, TypeVar, final, overload
 
@@ -57,14 +63,15 @@ from mtaio.exceptions import (
 )
 
 from ._distributed import DistributedCache
+from ._distributed_node import Command, Failure
+from ._layered_bus import notice, own_suffix, parse, subscribe
 from ._replicas import MISSING as REMOTE_MISSING
+from ._replicas import held_value
 from ._stats import CacheStats
 from ._ttl import TTLCache
 from ._wheel import MISSING, unhashable
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
-
     from ._distributed import DistributedCacheStats
     from ._distributed_node import NodeLink
 
@@ -74,7 +81,6 @@ T = TypeVar("T")
 D = TypeVar("D")
 
 _log: Final = logging.getLogger("mtaio.cache")
-_MAX_MESSAGE: Final = 1 << 20  # bytes; larger messages are malformed (and flush)
 _KEYS_PER_MESSAGE: Final = 1000
 
 
@@ -148,8 +154,9 @@ class LayeredCache(Generic[T]):
         local_max_size: The most entries of the local tier (LRU).
         bus: The node (``host:port`` as in ``remote.nodes``) whose channel carries the
             invalidations; every process must use the same. ``None``: the first node.
-        heartbeat: Seconds of silence after which the subscription is pinged; no answer
-            within another heartbeat counts as a lost connection.
+        heartbeat: The subscription's watchdog period, in seconds: a period without
+            traffic brings a PING, and no answer within the next period counts as a lost
+            connection (so the loss of a silent connection is seen within three periods).
         max_backoff: Longest wait between reconnection attempts, in seconds.
 
     Raises:
@@ -160,6 +167,7 @@ class LayeredCache(Generic[T]):
 
     __slots__ = (
         "__weakref__",
+        "_backoff",
         "_bus",
         "_channel",
         "_closed",
@@ -170,16 +178,18 @@ class LayeredCache(Generic[T]):
         "_hits",
         "_lclock",
         "_ldata",
+        "_lget",
         "_listener",
+        "_lmove",
         "_local",
         "_local_hit",
         "_local_ttl",
         "_max_backoff",
-        "_publisher",
         "_reading",
         "_ready",
         "_remote",
         "_sender",
+        "_suffix",
     )
 
     def __init__(
@@ -209,13 +219,18 @@ class LayeredCache(Generic[T]):
             default_ttl=local_ttl, max_size=local_max_size, cleanup_interval=max(local_ttl, 1.0)
         )
         self._local_hit = self._local._hit  # a synchronous local lookup
-        self._ldata: Any = self._local._data  # an OrderedDict: the local tier is LRU
+        ldata: Any = self._local._data  # an OrderedDict: the local tier is LRU
+        self._ldata = ldata
+        # Bound once: the local hit in get() then makes no attribute lookup on the dict.
+        self._lget: Callable[[str], Any] = ldata.get
+        self._lmove: Callable[[str], None] = ldata.move_to_end
         self._lclock = self._local._clock
         self._hits = 0
         self._local_ttl = float(local_ttl)
         self._bus: NodeLink = remote._link(bus)
         self._channel = remote._channel(b"layered")
         self._sender = os.urandom(8).hex()
+        self._suffix = own_suffix(self._sender)
         self._heartbeat = float(heartbeat)
         self._max_backoff = float(max_backoff)
         self._connected = False
@@ -224,7 +239,7 @@ class LayeredCache(Generic[T]):
         self._reading: dict[str, _Reading] = {}
         self._listener: asyncio.Task[None] | None = None
         self._ready: asyncio.Event | None = None
-        self._publisher: Redis | None = None
+        self._backoff = 0.05
         self._counts = dict.fromkeys(
             ("misses", "sent", "received", "flushes", "publish_errors", "malformed"), 0
         )
@@ -269,16 +284,6 @@ class LayeredCache(Generic[T]):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        publisher, self._publisher = self._publisher, None
-        if publisher is not None:
-            # Its connection came from the node's pool, which the distributed tier does not
-            # close (it only makes connections from it): close it here.
-            conn = publisher.connection
-            with contextlib.suppress(Exception):
-                await publisher.aclose()
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    await conn.disconnect()
         await self._local.close()
         await self._remote.close()
 
@@ -294,19 +299,20 @@ class LayeredCache(Generic[T]):
         Raises:
             CacheConnectionError: The distributed tier could not be read.
         """
-        if self._connected:
-            # The hot path: the local tier's LRU hit, inlined (a call would cost as much).
-            try:
-                entry = self._ldata.get(key)
-            except TypeError:
-                raise unhashable(key) from None
-            if entry is not None:
-                expires = entry.expires
-                if expires is None or expires > self._lclock():
-                    self._ldata.move_to_end(key)
-                    self._hits += 1
-                    return entry.value
-        elif self._listener is None:
+        # The hot path: the local tier's LRU hit, inlined (a call would cost as much). No
+        # check of the subscription first: the local tier holds entries only while it is
+        # live (losing it flushes the tier, and read-throughs store only while it is live).
+        try:
+            entry = self._lget(key)
+        except TypeError:
+            raise unhashable(key) from None
+        if entry is not None:
+            expires = entry.expires
+            if expires is None or expires > self._lclock():
+                self._lmove(key)
+                self._hits += 1
+                return entry.value
+        if self._listener is None:
             self._ensure_listener()
         self._counts["misses"] += 1
         value = (await self._read_through([key]))[0]
@@ -321,18 +327,16 @@ class LayeredCache(Generic[T]):
         names = list(keys)
         found: dict[str, Any] = {}
         missing: list[str] = []
-        if self._connected:
-            hit = self._local_hit
-            for key in names:
-                value = hit(key)
-                if value is MISSING:
-                    missing.append(key)
-                else:
-                    found[key] = value
-            self._hits += len(found)
-        else:
+        hit = self._local_hit  # empty while the subscription is down (see get)
+        for key in names:
+            value = hit(key)
+            if value is MISSING:
+                missing.append(key)
+            else:
+                found[key] = value
+        self._hits += len(found)
+        if self._listener is None:
             self._ensure_listener()
-            missing = names
         if missing:
             self._counts["misses"] += len(missing)
             for key, value in zip(missing, await self._read_through(missing), strict=True):
@@ -362,12 +366,11 @@ class LayeredCache(Generic[T]):
             refresh_ahead: As for the distributed tier (the local tier serves its copy
                 meanwhile; the reload's write invalidates it everywhere).
         """
-        if self._connected:
-            value = self._local_hit(key)
-            if value is not MISSING:
-                self._hits += 1
-                return value  # type: ignore[no-any-return]
-        elif self._listener is None:
+        value = self._local_hit(key)  # empty while the subscription is down (see get)
+        if value is not MISSING:
+            self._hits += 1
+            return value  # type: ignore[no-any-return]
+        if self._listener is None:
             self._ensure_listener()
         self._counts["misses"] += 1
         if refresh_ahead is None:
@@ -393,10 +396,11 @@ class LayeredCache(Generic[T]):
                 ``local_ttl``); ``None`` uses the distributed tier's default.
             tags: As for :meth:`DistributedCache.set`.
         """
-        self._drop_local([key])
-        await self._remote.set(key, value, ttl, tags=tags)
-        self._drop_local([key])
-        await self._publish({"k": [key]})
+        self._drop_key(key)
+        remote = self._remote
+        rkey, raw, px = await remote._prepare_set(key, value, ttl, tags)
+        await self._write(key, rkey, raw, px, False)
+        remote._stats["writes"] += 1
 
     async def set_many(
         self, items: Mapping[str, T], ttl: float | None = None, *, tags: Iterable[str] = ()
@@ -409,11 +413,12 @@ class LayeredCache(Generic[T]):
 
     async def delete(self, key: str) -> bool:
         """Delete ``key`` from both tiers, in every process; return whether it held a value."""
-        self._drop_local([key])
-        found = await self._remote.delete(key)
-        self._drop_local([key])
-        await self._publish({"k": [key]})
-        return found
+        self._drop_key(key)
+        remote = self._remote
+        rkey = remote._key(key)
+        replies = await self._write(key, rkey, remote._tombstone(rkey), remote._tombstone_ms, True)
+        remote._stats["deletes"] += 1
+        return held_value(replies)
 
     async def delete_many(self, keys: Iterable[str]) -> int:
         """Delete ``keys`` from both tiers in every process; return how many held a value."""
@@ -523,6 +528,13 @@ class LayeredCache(Generic[T]):
             await self._local.set(key, value, ttl, tags=[name for name, _ in env.tags])
         return values
 
+    def _drop_key(self, key: str) -> None:
+        """Drop ``key`` from the local tier; a read-through of it in flight will not store."""
+        self._local._delete(key, [])
+        r = self._reading.get(key)
+        if r is not None:
+            r.gen += 1
+
     def _drop_local(self, keys: Iterable[str]) -> None:
         local = self._local
         reading = self._reading
@@ -542,23 +554,64 @@ class LayeredCache(Generic[T]):
         for i in range(0, len(keys), _KEYS_PER_MESSAGE):
             await self._publish({"k": keys[i : i + _KEYS_PER_MESSAGE]})
 
-    async def _publish(self, body: dict[str, Any]) -> None:
-        body["s"] = self._sender
-        payload = json.dumps(body, separators=(",", ":")).encode()
-        try:
-            if self._publisher is None:
-                from redis.asyncio import Redis
+    async def _write(self, key: str, rkey: bytes, raw: bytes, px: int, get: bool) -> list[Any]:
+        """Write ``raw`` under ``rkey`` and invalidate ``key`` in every process.
 
-                # One connection, serialised by redis-py: publishes keep their order.
-                self._publisher = Redis(
-                    connection_pool=self._bus.pool, single_connection_client=True
-                )
-            await self._publisher.publish(self._channel, payload)
-        except Exception as exc:  # the bus is down: the others lost it too (and flushed)
-            self._counts["publish_errors"] += 1
-            _log.warning("layered cache: invalidation not published on %s: %s", self._bus, exc)
+        The PUBLISH goes in the write's own round trip when the bus is the key's only live
+        replica, else once the write quorum answered. A write that fails or is cancelled
+        after it was sent may still have reached a replica: its invalidation is sent anyway,
+        without waiting for it (the caller gets the write's error at once).
+        """
+        remote = self._remote
+        bus = self._bus
+        command = notice(self._channel, self._sender, {"k": [key]})
+        futs, sent = remote._submit_write_then(rkey, raw, px, get, bus, command)
+        try:
+            replies = await remote._wait_write(rkey, futs)
+        except BaseException:
+            self._drop_key(key)
+            if sent is None:
+                sent = bus.submit(command)
+            sent.add_done_callback(partial(self._published_soon, command, True))
+            raise
+        self._drop_key(key)
+        if sent is None:
+            sent = bus.submit(command)
+        await self._published(command, sent)
+        return replies
+
+    async def _publish(self, body: dict[str, Any]) -> None:
+        command = notice(self._channel, self._sender, body)
+        await self._published(command, self._bus.submit(command))
+
+    async def _published(self, command: Command, sent: asyncio.Future[Any]) -> None:
+        """Wait for a PUBLISH; send it once more if its connection was lost; count it."""
+        reply = await sent
+        if reply.__class__ is Failure and reply.transport:
+            # The connection dropped before the reply: the PUBLISH may never have run.
+            reply = await self._bus.submit(command)
+        self._count_publish(reply)
+
+    def _published_soon(self, command: Command, retry: bool, sent: asyncio.Future[Any]) -> None:
+        """:meth:`_published` as a done callback, for a write that raised (nothing awaits)."""
+        reply = sent.result()
+        if retry and reply.__class__ is Failure and reply.transport and not self._closed:
+            self._bus.submit(command).add_done_callback(
+                partial(self._published_soon, command, False)
+            )
             return
-        self._counts["sent"] += 1
+        self._count_publish(reply)
+
+    def _count_publish(self, reply: Any) -> None:
+        if reply.__class__ is Failure:
+            # The bus is unreachable from here; the other processes most likely lost it too
+            # (and dropped their local tiers), else their copy lives at most local_ttl.
+            self._counts["publish_errors"] += 1
+            _log.warning(
+                "layered cache: invalidation not published on %s: %s", self._bus, reply.error
+            )
+        else:
+            self._counts["sent"] += 1
 
     def _set_live(self, live: bool) -> None:
         if self._connected and not live:
@@ -570,6 +623,10 @@ class LayeredCache(Generic[T]):
             else:
                 self._ready.clear()
 
+    def _on_subscribed(self) -> None:
+        self._set_live(True)
+        self._backoff = 0.05
+
     def _ensure_listener(self) -> None:
         if self._closed:
             return
@@ -579,29 +636,16 @@ class LayeredCache(Generic[T]):
             self._listener = asyncio.get_running_loop().create_task(self._listen())
 
     async def _listen(self) -> None:
-        from redis.asyncio import Redis
-
-        backoff = 0.05
         while not self._closed:
-            pubsub = Redis(connection_pool=self._bus.pool).pubsub()
             try:
-                await pubsub.subscribe(self._channel)
-                pinged = False
-                while True:
-                    message = await pubsub.get_message(timeout=self._heartbeat)
-                    if message is None:
-                        if pinged:
-                            raise ConnectionError("no answer to the heartbeat ping")
-                        await pubsub.ping()
-                        pinged = True
-                        continue
-                    pinged = False
-                    kind = message["type"]
-                    if kind == "subscribe":
-                        self._set_live(True)
-                        backoff = 0.05
-                    elif kind == "message":
-                        self._on_message(message["data"])
+                await subscribe(
+                    self._bus.pool,
+                    self._channel,
+                    self._heartbeat,
+                    self._remote._timeout,
+                    self._on_subscribed,
+                    self._on_message,
+                )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -612,42 +656,31 @@ class LayeredCache(Generic[T]):
                         self._bus,
                         exc,
                     )
-                self._set_live(False)
             finally:
                 self._set_live(False)
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self._max_backoff)
+            await asyncio.sleep(self._backoff)
+            self._backoff = min(self._backoff * 2, self._max_backoff)
 
     def _on_message(self, data: Any) -> None:
         try:
-            if not isinstance(data, bytes) or len(data) > _MAX_MESSAGE:
-                raise ValueError("not bytes, or too large")
-            body = json.loads(data)
-            if not isinstance(body, dict) or not isinstance(body.get("s"), str):
-                raise ValueError("no sender")
-            if body["s"] == self._sender:
-                return  # our own: already applied before publishing
-            if "k" in body:
-                keys = body["k"]
-                if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-                    raise ValueError("keys must be strings")
-                self._drop_local(keys)
-            elif "t" in body:
-                tags = body["t"]
-                if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-                    raise ValueError("tags must be strings")
-                self._drop_tags(tags)
-            elif "c" in body:
-                self._flush_local()
-            else:
-                raise ValueError("no keys, tags or clear")
-        except (ValueError, RecursionError) as exc:
+            message = parse(data, self._sender, self._suffix)
+        except ValueError as exc:
             self._counts["malformed"] += 1
             _log.warning("layered cache: malformed invalidation (%s); local tier dropped", exc)
             self._flush_local()
             return
+        if message is None:
+            return
+        kind, names = message
+        if kind == "k":
+            if len(names) == 1:
+                self._drop_key(names[0])
+            else:
+                self._drop_local(names)
+        elif kind == "t":
+            self._drop_tags(names)
+        else:
+            self._flush_local()
         self._counts["received"] += 1
 
     def _drop_tags(self, tags: list[str]) -> None:

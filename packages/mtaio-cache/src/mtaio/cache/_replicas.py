@@ -28,7 +28,7 @@ from typing import Any, Final
 
 from mtaio.exceptions import CacheConnectionError, CacheError
 
-from ._distributed_node import CacheTimeoutError, Failure, NodeLink
+from ._distributed_node import CacheTimeoutError, Command, Failure, NodeLink
 from ._envelope import (
     KIND_TOMBSTONE,
     Envelope,
@@ -484,7 +484,29 @@ class Replicas:
     def _submit_write(
         self, rkey: bytes, raw: bytes, px: int, get: bool = False
     ) -> list[asyncio.Future[Any]]:
+        return self._send_write(self._live(rkey), rkey, raw, px, get)
+
+    def _submit_write_then(
+        self, rkey: bytes, raw: bytes, px: int, get: bool, link: NodeLink, command: Command
+    ) -> tuple[list[asyncio.Future[Any]], asyncio.Future[Any] | None]:
+        """Submit a write, and ``command`` to ``link`` behind it when the write goes there alone.
+
+        When the key's live replicas are ``link`` alone, ``command`` is queued right behind the
+        write in the same loop iteration: both leave in one batch (one round trip) on one
+        connection, and the server runs ``command`` only after the write is applied. A
+        PUBLISH sent this way reaches the subscribers after the new value is readable.
+        Otherwise ``command`` is not submitted (the second future is ``None``): the caller
+        sends it once the write quorum answered.
+        """
         live = self._live(rkey)
+        futs = self._send_write(live, rkey, raw, px, get)
+        if len(live) == 1 and live[0] is link:
+            return futs, link.submit(command)
+        return futs, None
+
+    def _send_write(
+        self, live: list[NodeLink], rkey: bytes, raw: bytes, px: int, get: bool
+    ) -> list[asyncio.Future[Any]]:
         if len(live) < self._w:
             raise CacheConnectionError(
                 f"write quorum {self._w} unreachable for {rkey.decode(errors='replace')!r}: "
