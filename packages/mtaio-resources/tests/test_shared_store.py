@@ -436,3 +436,20 @@ async def test_closing_the_store_fails_the_calls_waiting_for_a_pipeline(
     assert all(isinstance(o, ResourceLimitError) for o in outcomes), outcomes
     calls[0].cancel()
     await asyncio.gather(calls[0], return_exceptions=True)
+
+
+async def test_a_lost_connection_fails_a_batch_at_once(redis_server: RedisServer) -> None:
+    async with RedisStore(redis_server.url, timeout=5) as store:
+        limiter = RateLimiter(1000, burst=1000, store=store, name="lost")
+        assert await limiter.try_acquire()
+        redis_server.pause()
+        calls = [asyncio.create_task(limiter.try_acquire()) for _ in range(8)]
+        await asyncio.sleep(0.05)  # one on the wire, seven in the sender's pipeline
+        start = time.monotonic()
+        redis_server.kill()  # resumed for an instant, then killed: the connections reset
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        assert time.monotonic() - start < 2  # not the 5 s timeout
+        failed = [o for o in outcomes if isinstance(o, ResourceLimitError)]
+        # what the server answered in its last instant stands; the rest fails at once
+        assert failed and all(o is True for o in outcomes if o not in failed), outcomes
+        assert store.pipelined == 7 and store.errors == len(failed)

@@ -5,7 +5,8 @@ local classes pay nothing for the option. :class:`RedisStore` is the shared one:
 ``redis.asyncio`` client, a key prefix, and the scripts every shared object runs on it
 (loaded once, called by SHA, reloaded after ``NOSCRIPT`` by redis-py's ``register_script``).
 
-A lost connection is never silent: each call is bounded by the store's ``timeout``, an error
+A lost connection is never silent: each call is bounded by the store's ``timeout`` (one
+timer per store, :mod:`._watchdog`, not one per call), an error
 is counted, and the shared object decides, by its failure policy, whether to refuse
 (fail closed) or to fall back on a local limiter (fail open). After an error the object
 backs off before it tries Redis again (0.05 s doubling up to 2 s), so a dead server is not
@@ -37,6 +38,8 @@ from mtaio.exceptions import (
     require_positive_int,
 )
 from mtaio.typing import connect_redis, redis_key
+
+from ._watchdog import Watchdog
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis, RedisCluster
@@ -77,7 +80,7 @@ class RedisStore:
             caller keeps owning.
         prefix: The first part of every key.
         timeout: Seconds one call to Redis may take (connecting included); past it the
-            call counts as a store error.
+            call is cut off (within an eighth more) and counts as a store error.
         **options: Passed to ``Redis.from_url`` for a URL.
 
     Raises:
@@ -98,6 +101,7 @@ class RedisStore:
         "_queue",
         "_sender",
         "_shas",
+        "_watch",
         "errors",
         "pipelined",
         "prefix",
@@ -134,6 +138,7 @@ class RedisStore:
         self._owns = isinstance(url_or_client, str)
         self.prefix = prefix
         self._shas: dict[str, str] = {}
+        self._watch = Watchdog(self.timeout)
         # Script calls on the wire (a direct one, or the sender's batch), the calls waiting
         # for the next batch, and the task sending them. A cluster client sends each call
         # on its own: its pipelines split by node, and a script's keys all hash to one.
@@ -183,20 +188,33 @@ class RedisStore:
         if self._busy and self._pipelines:
             return await self._join(source, sha, keys, args)
         execute = self._client.execute_command
+        watch = self._watch
+        task = watch.enter()
         self._busy += 1
         try:
-            async with asyncio.timeout(self.timeout):
-                try:
-                    return await execute("EVALSHA", sha, len(keys), *keys, *args)
-                except self._noscript:
-                    # a restarted server, a SCRIPT FLUSH, another node of a cluster
-                    await self._client.script_load(source)
-                    return await execute("EVALSHA", sha, len(keys), *keys, *args)
+            try:
+                return await execute("EVALSHA", sha, len(keys), *keys, *args)
+            except self._noscript:
+                # a restarted server, a SCRIPT FLUSH, another node of a cluster
+                await self._client.script_load(source)
+                return await execute("EVALSHA", sha, len(keys), *keys, *args)
+        except asyncio.CancelledError:
+            if not watch.timed_out(task):
+                raise
+            self.errors += 1
+            raise self._late() from None
         except self._errors as error:
             self.errors += 1
             raise StoreUnavailable(f"redis: {error!r}") from error
         finally:
             self._busy -= 1
+            watch.leave(task)
+
+    def _late(self) -> StoreUnavailable:
+        late = TimeoutError(f"no answer within the store's timeout ({self.timeout} s)")
+        error = StoreUnavailable(f"redis: {late!r}")
+        error.__cause__ = late
+        return error
 
     async def _join(self, source: str, sha: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Queue a script call for the sender's next pipeline and wait for its reply."""
@@ -217,17 +235,24 @@ class RedisStore:
                 if not batch:
                     continue
                 self.pipelined += len(batch)
+                task = self._watch.enter()
                 try:
-                    async with asyncio.timeout(self.timeout):
-                        replies = await self._pipeline(batch)
-                except self._errors as error:
+                    replies = await self._pipeline(batch)
+                except (asyncio.CancelledError, *self._errors) as error:
+                    if isinstance(error, asyncio.CancelledError):
+                        if not self._watch.timed_out(task):
+                            raise
+                        failure = self._late()
+                    else:
+                        failure = StoreUnavailable(f"redis: {error!r}")
+                        failure.__cause__ = error
                     self.errors += len(batch)
-                    failure = StoreUnavailable(f"redis: {error!r}")
-                    failure.__cause__ = error
                     for call in batch:
                         if not call[4].done():
                             call[4].set_exception(failure)
                     continue
+                finally:
+                    self._watch.leave(task)
                 for call, reply in zip(batch, replies, strict=True):
                     future = call[4]
                     if future.done():
@@ -292,6 +317,7 @@ class RedisStore:
         if sender is not None:
             sender.cancel()
             await asyncio.gather(sender, return_exceptions=True)
+        self._watch.close()
         if self._owns:
             self._owns = False
             await self._client.aclose()
