@@ -353,3 +353,103 @@ async def test_reserve_says_how_long_to_wait_without_sleeping(store: RedisStore)
     with pytest.raises(ResourceTimeoutError):
         await limiter.reserve(timeout=0.01)  # taking nothing
     assert await limiter.reserve(timeout=1) == pytest.approx(third + 0.05, abs=0.01)
+
+
+async def test_concurrent_decisions_share_pipelines_and_stay_exact(store: RedisStore) -> None:
+    limiter = RateLimiter(0.001, burst=20, store=store, name="crowd")
+    granted = await asyncio.gather(*(limiter.try_acquire() for _ in range(50)))
+    assert granted.count(True) == 20  # each script is still atomic on the server
+    assert store.round_trips == 50
+    assert store.pipelined == 49  # the first went straight out, the rest in its wake
+    assert limiter.stats().acquired == 20 and limiter.stats().round_trips == 50
+
+
+async def test_a_lone_caller_is_never_pipelined(store: RedisStore) -> None:
+    limiter = RateLimiter(1000, burst=1000, store=store, name="alone")
+    for _ in range(20):
+        assert await limiter.try_acquire()
+    assert (store.round_trips, store.pipelined) == (20, 0)
+
+
+async def test_pipelined_calls_reload_scripts_after_a_flush(store: RedisStore) -> None:
+    limiter = RateLimiter(1000, burst=1000, store=store, name="pflush")
+    other = RateLimiter(1000, burst=1000, store=store, name="pflush2")
+    assert await limiter.try_acquire()
+    await store.client.script_flush()  # every EVALSHA of the next batch gets NOSCRIPT
+    granted = await asyncio.gather(
+        *(limiter.try_acquire() for _ in range(10)), *(other.acquire() for _ in range(10))
+    )
+    assert granted[:10] == [True] * 10 and store.pipelined > 0
+    assert store.errors == 0
+
+
+async def test_a_cancelled_caller_leaves_the_batch_and_others_get_their_replies(
+    store: RedisStore,
+) -> None:
+    limiter = RateLimiter(0.001, burst=5, store=store, name="leave")
+    first = asyncio.create_task(limiter.try_acquire())
+    await asyncio.sleep(0)  # on the wire: what follows queues
+    queued = [asyncio.create_task(limiter.try_acquire()) for _ in range(6)]
+    await asyncio.sleep(0)
+    queued[0].cancel()  # still queued: never sent, takes nothing
+    results = await asyncio.gather(first, *queued[1:])
+    assert results.count(True) == 5 and results.count(False) == 1
+    assert queued[0].cancelled()
+
+
+async def test_a_hung_server_fails_a_whole_batch_within_the_timeout(
+    redis_server: RedisServer,
+) -> None:
+    async with RedisStore(redis_server.url, timeout=0.3) as store:
+        limiter = RateLimiter(1000, burst=1000, store=store, name="hung")
+        assert await limiter.try_acquire()
+        redis_server.pause()
+        try:
+            start = time.monotonic()
+            outcomes = await asyncio.gather(
+                *(limiter.try_acquire() for _ in range(10)), return_exceptions=True
+            )
+            elapsed = time.monotonic() - start
+        finally:
+            redis_server.resume()
+        assert all(isinstance(o, ResourceLimitError) for o in outcomes), outcomes
+        assert elapsed < 0.3 * 2 + 0.5  # the direct call and the batch, each bounded
+        assert store.errors == 10 and store.pipelined == 9
+        await asyncio.sleep(2.1)  # the longest back-off
+        assert await limiter.try_acquire()
+
+
+async def test_closing_the_store_fails_the_calls_waiting_for_a_pipeline(
+    redis_server: RedisServer,
+) -> None:
+    store = RedisStore(redis_server.url, timeout=5)
+    limiter = RateLimiter(1000, burst=1000, store=store, name="closing")
+    assert await limiter.try_acquire()
+    redis_server.pause()
+    try:
+        calls = [asyncio.create_task(limiter.try_acquire()) for _ in range(5)]
+        await asyncio.sleep(0.05)  # one on the wire, four in the sender's batch
+        await store.close()
+        outcomes = await asyncio.wait_for(asyncio.gather(*calls[1:], return_exceptions=True), 1)
+    finally:
+        redis_server.resume()
+    assert all(isinstance(o, ResourceLimitError) for o in outcomes), outcomes
+    calls[0].cancel()
+    await asyncio.gather(calls[0], return_exceptions=True)
+
+
+async def test_a_lost_connection_fails_a_batch_at_once(redis_server: RedisServer) -> None:
+    async with RedisStore(redis_server.url, timeout=5) as store:
+        limiter = RateLimiter(1000, burst=1000, store=store, name="lost")
+        assert await limiter.try_acquire()
+        redis_server.pause()
+        calls = [asyncio.create_task(limiter.try_acquire()) for _ in range(8)]
+        await asyncio.sleep(0.05)  # one on the wire, seven in the sender's pipeline
+        start = time.monotonic()
+        redis_server.kill()  # resumed for an instant, then killed: the connections reset
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        assert time.monotonic() - start < 2  # not the 5 s timeout
+        failed = [o for o in outcomes if isinstance(o, ResourceLimitError)]
+        # what the server answered in its last instant stands; the rest fails at once
+        assert failed and all(o is True for o in outcomes if o not in failed), outcomes
+        assert store.pipelined == 7 and store.errors == len(failed)

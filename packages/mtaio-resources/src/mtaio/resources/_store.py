@@ -5,11 +5,19 @@ local classes pay nothing for the option. :class:`RedisStore` is the shared one:
 ``redis.asyncio`` client, a key prefix, and the scripts every shared object runs on it
 (loaded once, called by SHA, reloaded after ``NOSCRIPT`` by redis-py's ``register_script``).
 
-A lost connection is never silent: each call is bounded by the store's ``timeout``, an error
+A lost connection is never silent: each call is bounded by the store's ``timeout`` (one
+timer per store, :mod:`._watchdog`, not one per call), an error
 is counted, and the shared object decides, by its failure policy, whether to refuse
 (fail closed) or to fall back on a local limiter (fail open). After an error the object
 backs off before it tries Redis again (0.05 s doubling up to 2 s), so a dead server is not
 hammered; the first call after the back-off that succeeds ends it.
+
+Script calls made while another is on the wire are pipelined: the store sends them
+together, in one write on one connection, as soon as the event loop is free, and hands
+each caller its own reply (automatic pipelining, as ioredis does). A lone caller pays
+nothing for it (its call goes straight out); fifty tasks deciding at once share a few
+round trips instead of queueing for fifty connections. Each script is still atomic on
+the server; only the round trips are shared.
 """
 
 from __future__ import annotations
@@ -31,10 +39,14 @@ from mtaio.exceptions import (
 )
 from mtaio.typing import connect_redis, redis_key
 
+from ._watchdog import Watchdog
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis, RedisCluster
 
 __all__ = ("FailurePolicy", "RedisStore", "StoreUnavailable", "SharedState", "check_name")
+
+_Call = tuple[str, str, Sequence[str], Sequence[Any], "asyncio.Future[Any]"]
 
 logger = logging.getLogger("mtaio.resources")
 
@@ -68,7 +80,7 @@ class RedisStore:
             caller keeps owning.
         prefix: The first part of every key.
         timeout: Seconds one call to Redis may take (connecting included); past it the
-            call counts as a store error.
+            call is cut off (within an eighth more) and counts as a store error.
         **options: Passed to ``Redis.from_url`` for a URL.
 
     Raises:
@@ -80,12 +92,18 @@ class RedisStore:
     """
 
     __slots__ = (
+        "_busy",
         "_client",
         "_errors",
         "_noscript",
         "_owns",
+        "_pipelines",
+        "_queue",
+        "_sender",
         "_shas",
+        "_watch",
         "errors",
+        "pipelined",
         "prefix",
         "round_trips",
         "timeout",
@@ -120,10 +138,22 @@ class RedisStore:
         self._owns = isinstance(url_or_client, str)
         self.prefix = prefix
         self._shas: dict[str, str] = {}
+        self._watch = Watchdog(self.timeout)
+        # Script calls on the wire (a direct one, or the sender's batch), the calls waiting
+        # for the next batch, and the task sending them. A cluster client sends each call
+        # on its own: its pipelines split by node, and a script's keys all hash to one.
+        from redis.asyncio import Redis as _Redis
+
+        self._pipelines = isinstance(self._client, _Redis)
+        self._busy = 0
+        self._queue: list[_Call] = []
+        self._sender: asyncio.Task[None] | None = None
         #: Calls made to Redis (answered or not).
         self.round_trips = 0
         #: Calls that failed (connection lost, timeout, error reply).
         self.errors = 0
+        #: Script calls sent in a pipeline with others (a part of ``round_trips``).
+        self.pipelined = 0
 
     def __repr__(self) -> str:
         return f"RedisStore(prefix={self.prefix!r}, round_trips={self.round_trips})"
@@ -147,25 +177,122 @@ class RedisStore:
         """Run a script by SHA (EVALSHA), loading it once after ``NOSCRIPT``, within ``timeout``.
 
         This is what redis-py's ``register_script`` does, one layer less deep: the call sits
-        on every grant's path.
+        on every grant's path. While another script call is on the wire, this one joins the
+        next pipeline (see the module's notes).
 
         Raises:
             StoreUnavailable: If Redis did not answer in time or answered with an error.
         """
-        sha = self._sha(source)
-        execute = self._client.execute_command
+        sha = self._shas.get(source) or self._sha(source)
         self.round_trips += 1
+        if self._busy and self._pipelines:
+            return await self._join(source, sha, keys, args)
+        execute = self._client.execute_command
+        watch = self._watch
+        task = watch.enter()
+        self._busy += 1
         try:
-            async with asyncio.timeout(self.timeout):
-                try:
-                    return await execute("EVALSHA", sha, len(keys), *keys, *args)
-                except self._noscript:
-                    # a restarted server, a SCRIPT FLUSH, another node of a cluster
-                    await self._client.script_load(source)
-                    return await execute("EVALSHA", sha, len(keys), *keys, *args)
+            try:
+                return await execute("EVALSHA", sha, len(keys), *keys, *args)
+            except self._noscript:
+                # a restarted server, a SCRIPT FLUSH, another node of a cluster
+                await self._client.script_load(source)
+                return await execute("EVALSHA", sha, len(keys), *keys, *args)
+        except asyncio.CancelledError:
+            if not watch.timed_out(task):
+                raise
+            self.errors += 1
+            raise self._late() from None
         except self._errors as error:
             self.errors += 1
             raise StoreUnavailable(f"redis: {error!r}") from error
+        finally:
+            self._busy -= 1
+            watch.leave(task)
+
+    def _late(self) -> StoreUnavailable:
+        late = TimeoutError(f"no answer within the store's timeout ({self.timeout} s)")
+        error = StoreUnavailable(f"redis: {late!r}")
+        error.__cause__ = late
+        return error
+
+    async def _join(self, source: str, sha: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Queue a script call for the sender's next pipeline and wait for its reply."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((source, sha, keys, args, future))
+        if self._sender is None:
+            self._sender = asyncio.get_running_loop().create_task(self._send())
+        return await future  # a caller cancelled here is left out of the batch, or its
+        # reply is dropped: what the script did stands, as for a direct call cancelled
+
+    async def _send(self) -> None:
+        """Send the queued calls, a pipeline at a time, until none is left."""
+        self._busy += 1
+        batch: list[_Call] = []
+        try:
+            while self._queue:
+                batch, self._queue = [c for c in self._queue if not c[4].done()], []
+                if not batch:
+                    continue
+                self.pipelined += len(batch)
+                task = self._watch.enter()
+                try:
+                    replies = await self._pipeline(batch)
+                except (asyncio.CancelledError, *self._errors) as error:
+                    if isinstance(error, asyncio.CancelledError):
+                        if not self._watch.timed_out(task):
+                            raise
+                        failure = self._late()
+                    else:
+                        failure = StoreUnavailable(f"redis: {error!r}")
+                        failure.__cause__ = error
+                    self.errors += len(batch)
+                    for call in batch:
+                        if not call[4].done():
+                            call[4].set_exception(failure)
+                    continue
+                finally:
+                    self._watch.leave(task)
+                for call, reply in zip(batch, replies, strict=True):
+                    future = call[4]
+                    if future.done():
+                        continue
+                    if isinstance(reply, Exception):
+                        self.errors += 1
+                        failure = StoreUnavailable(f"redis: {reply!r}")
+                        failure.__cause__ = reply
+                        future.set_exception(failure)
+                    else:
+                        future.set_result(reply)
+                batch = []
+                # Let the callers just answered run: those deciding again join the next
+                # batch, which then leaves whole rather than as a lone call and the rest.
+                await asyncio.sleep(0)
+        finally:
+            self._busy -= 1
+            self._sender = None
+            left, self._queue = [*batch, *self._queue], []
+            for call in left:  # the store closed, or the loop is going away
+                if not call[4].done():
+                    call[4].set_exception(StoreUnavailable("the store's sender was stopped"))
+
+    async def _pipeline(self, batch: list[_Call]) -> list[Any]:
+        """One pipeline of EVALSHA calls; the NOSCRIPT ones loaded and sent again."""
+        pipe = self._client.pipeline(transaction=False)
+        for _, sha, keys, args, _ in batch:
+            pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, self._noscript)]
+        if missing:
+            for source in {batch[i][0] for i in missing}:
+                await self._client.script_load(source)
+            pipe = self._client.pipeline(transaction=False)
+            for i in missing:
+                _, sha, keys, args, _ = batch[i]
+                pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+            for i, reply in zip(missing, await pipe.execute(raise_on_error=False), strict=True):
+                replies[i] = reply
+        return replies
 
     async def command(self, *args: Any, limit: float | None = None) -> Any:
         """Run one plain command within ``limit`` seconds (the store's timeout by default).
@@ -182,7 +309,15 @@ class RedisStore:
             raise StoreUnavailable(f"redis: {error!r}") from error
 
     async def close(self) -> None:
-        """Close the client if the store made it from a URL (idempotent)."""
+        """Stop the sender and close the client if the store made it from a URL (idempotent).
+
+        Calls still waiting for a pipeline fail with the store unavailable.
+        """
+        sender = self._sender
+        if sender is not None:
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+        self._watch.close()
         if self._owns:
             self._owns = False
             await self._client.aclose()
