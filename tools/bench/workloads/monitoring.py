@@ -46,6 +46,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from mtaio.monitoring import Profiler, PsutilReader, ResourceMonitor
 
@@ -480,4 +481,54 @@ def monitoring(options: Options) -> list[Scenario]:
     ]
 
 
+_SCENARIOS: dict[str, Callable[[Options], Scenario]] = {
+    "traced-call": _traced_call,
+    "traced-yield": _traced_yield,
+    "counter-inc": _counter_inc,
+    "record-metric": _record_metric,
+    "sample": _sample,
+    "monitor-cpu": _monitor_cpu,
+    "sampling-cost": _sampling_cost,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run some scenarios of this workload alone (the profiler's tables are made this way).
+
+    ``python -m tools.bench.workloads.monitoring traced-call traced-yield --rounds 15``
+    """
+    import argparse
+    import platform
+
+    from .._runner import markdown, run_scenario
+
+    parser = argparse.ArgumentParser(prog="python -m tools.bench.workloads.monitoring")
+    parser.add_argument("scenarios", nargs="+", choices=sorted(_SCENARIOS))
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per case")
+    parser.add_argument("--quick", action="store_true", help="a tenth of the work")
+    args = parser.parse_args(argv)
+    options = Options(rounds=args.rounds, quick=args.quick)
+
+    async def run() -> list[Any]:
+        results = []
+        for name in args.scenarios:
+            results += await run_scenario(_SCENARIOS[name](options), options)
+        return results
+
+    results = asyncio.run(run())
+    print(
+        f"<!-- {platform.python_implementation()} {platform.python_version()}, "
+        f"rounds={options.rounds}{' quick' if options.quick else ''} -->\n"
+    )
+    print(markdown(results))
+    print("\noverhead over the raw case (1/ratio - 1):")
+    for r in results:
+        if r.ratio:
+            print(f"  {r.scenario:14} {r.case:55} {1 / r.ratio - 1:6.2f}")
+    return 0
+
+
 __all__: tuple[str, ...] = ("monitoring",)
+
+if __name__ == "__main__":
+    sys.exit(main())
