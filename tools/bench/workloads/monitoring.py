@@ -258,9 +258,13 @@ def _sampling_cost(options: Options) -> Scenario:
     for interval in (0.01, 0.005):
         profiler = Profiler()
 
-        async def sampled(profiler: Profiler = profiler, interval: float = interval) -> None:
-            with profiler.sampling(interval):
+        async def sampled(
+            profiler: Profiler = profiler, interval: float = interval
+        ) -> dict[str, float]:
+            start = time.perf_counter()
+            with profiler.sampling(interval) as block:
                 await loop()
+            return {"samples/s": block.samples / (time.perf_counter() - start)}
 
         def fresh(profiler: Profiler = profiler) -> None:
             _reap_all()
