@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -191,13 +192,15 @@ class _PySpy:
         self._exe = exe
         self._flags = flags
         self._proc: subprocess.Popen[str] | None = None
-        self._out = Path(tempfile.mkdtemp(prefix="mtaio-bench-pyspy-")) / "samples.txt"
+        self._dir: str | None = None  # py-spy's output, removed when it is reaped
         atexit.register(self.reap)
 
     def start(self) -> None:
         """Reap any py-spy left running, then attach a new one and wait until it samples."""
         _reap_all()
-        command = [self._exe, "record", "--rate", "100", "--format", "raw", "-o", str(self._out)]
+        self._dir = tempfile.mkdtemp(prefix="mtaio-bench-pyspy-")
+        out = str(Path(self._dir) / "samples.txt")
+        command = [self._exe, "record", "--rate", "100", "--format", "raw", "-o", out]
         self._proc = subprocess.Popen(
             [*command, *self._flags, "--pid", str(os.getpid())],
             stdout=subprocess.PIPE,
@@ -206,7 +209,9 @@ class _PySpy:
         )
         _RUNNING.append(self)
         assert self._proc.stdout is not None
-        line = self._proc.stdout.readline()  # "py-spy> Sampling process 100 times a second"
+        # It prints "py-spy> Sampling process 100 times a second..." once it is attached.
+        ready, _, _ = select.select([self._proc.stdout], [], [], 30)
+        line = self._proc.stdout.readline() if ready else "(nothing printed in 30 s)"
         if "Sampling process" not in line:
             rest = self._proc.stdout.read() if self._proc.poll() is not None else ""
             self.reap()
@@ -222,6 +227,15 @@ class _PySpy:
         proc, self._proc = self._proc, None
         if proc is None:
             return
+        try:
+            self._wait(proc)
+        finally:
+            if self._dir is not None:
+                shutil.rmtree(self._dir, ignore_errors=True)
+                self._dir = None
+
+    @staticmethod
+    def _wait(proc: subprocess.Popen[str]) -> None:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
         try:
