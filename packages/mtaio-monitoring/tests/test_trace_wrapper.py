@@ -79,6 +79,23 @@ async def test_star_args_and_star_kwargs_are_passed_on() -> None:
     assert await traced(x=0) == (0, (), False, {})
 
 
+async def test_parameters_named_like_builtins_do_not_shadow_the_wrappers() -> None:
+    p = Profiler()
+
+    @p.trace(name="shadow")
+    async def shadow(type: str, next: int, RuntimeError: object = None) -> str:
+        if next < 0:
+            raise ValueError(type)
+        return type * next
+
+    assert await shadow("ab", 2) == "abab"
+    with pytest.raises(ValueError, match="bad"):
+        await shadow(type="bad", next=-1)
+    traces = (await p.get_profile()).traces
+    assert [t.error for t in traces] == [None, "ValueError"]
+    assert traces[1].id == traces[0].id + 1
+
+
 async def test_other_callables_and_clashing_names_take_the_generic_form() -> None:
     p = Profiler()
 

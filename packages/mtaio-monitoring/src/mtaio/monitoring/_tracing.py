@@ -91,11 +91,15 @@ def new_stack(inherited: _TaskStack | None) -> _TaskStack:
 
 # The body of every generated async wrapper. {params}: the decorated function's parameters;
 # {args}: the same, passed on. Names start with "_t_" (a function whose parameters use that
-# prefix gets the generic *args/**kwargs form). Mode (see Profiler._update_mode): 2 is the
-# default and checked first, 1 records no task name, 0 is disabled, 3 goes through Span.
+# prefix gets the generic *args/**kwargs form); the builtins it uses are bound to such names
+# too, so a parameter called "type" or "next" cannot shadow them. Mode (see
+# Profiler._update_mode): 2 is the default and checked first, 1 records no task name, 0 is
+# disabled, 3 goes through Span.
 _TEMPLATE = """\
 def _t_make(_t_fn, _t_name, _t_profiler, _t_span, _t_stacks_get, _t_stacks_set, _t_new_stack,
-            _t_ids, _t_clock, _t_append, _t_get_ident, _t_tasks_get, _t_current_task):
+            _t_ids, _t_clock, _t_append, _t_get_ident, _t_tasks_get, _t_current_task,
+            _t_next=next, _t_type=type, _t_BaseException=BaseException,
+            _t_RuntimeError=RuntimeError):
     async def traced({params}):
         _t_mode = _t_profiler._mode
         if _t_mode != 2:
@@ -106,14 +110,14 @@ def _t_make(_t_fn, _t_name, _t_profiler, _t_span, _t_stacks_get, _t_stacks_set, 
                     return await _t_fn({args})
 {lookup}
         _t_parent = _t_stack.top
-        _t_id = _t_stack.top = next(_t_ids)
+        _t_id = _t_stack.top = _t_next(_t_ids)
         _t_start = _t_clock()
         try:
             _t_result = await _t_fn({args})
-        except BaseException as _t_exc:
+        except _t_BaseException as _t_exc:
             _t_end = _t_clock()
             _t_stack.top = _t_parent
-            _t_append((_t_id, _t_parent, _t_name, _t_start, _t_end, type(_t_exc).__name__,
+            _t_append((_t_id, _t_parent, _t_name, _t_start, _t_end, _t_type(_t_exc).__name__,
                        _t_stack.name if _t_mode == 2 else None))
             raise
         _t_end = _t_clock()
@@ -128,7 +132,7 @@ def _t_make(_t_fn, _t_name, _t_profiler, _t_span, _t_stacks_get, _t_stacks_set, 
 _LOOKUP_C = """\
         try:
             _t_task = _t_current_task()
-        except RuntimeError:
+        except _t_RuntimeError:
             _t_task = None
         _t_stack = _t_stacks_get()
         if _t_stack is None or _t_stack.owner is not _t_task:
