@@ -6,7 +6,7 @@ choices made here are worth knowing:
 * The async wrapper is generated (as :mod:`dataclasses` generates ``__init__``) with the
   decorated function's own parameters, so a call binds its arguments once, the way the
   undecorated function would, instead of packing them into ``*args, **kwargs`` (a tuple
-  and a new dict per call, a third of an untraced await) and unpacking them again.
+  and a new dict per call, about half an untraced await) and unpacking them again.
 * The current task is found the cheapest way each Python offers, chosen once at import:
   one C call on 3.12+; on 3.11, where asking asyncio for the running loop costs a
   ``getpid()`` system call, the task's stack remembers its loop and thread, and is trusted
