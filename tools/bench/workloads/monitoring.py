@@ -12,6 +12,12 @@ Scenarios:
   asyncio.sleep(0)``): the smallest piece of real async work.
 * Both tracing scenarios also run the profiler's sampling mode (a thread reads the stack
   every 5 ms; the loop runs undecorated code).
+* sampling-cost: 100k awaits of a coroutine doing a few microseconds of Python, sampled by
+  the profiler's sampling mode (every 10 ms, and every 5 ms, its default) beside py-spy
+  attached to the same process (``py-spy record --rate 100 --pid <this process>``, in its
+  default blocking mode, which pauses the process for each sample, and ``--nonblocking``).
+  py-spy is started before the round and stopped after it, outside the timing; it runs as
+  another process, so on a busy machine it also competes for the CPU.
 * counter-inc: 200k increments. Raw: ``dict[key] += 1``. mtaio ``Counter.inc()`` and a bound
   series (``counter.labels(...)`` kept, as on a hot path) beside prometheus_client's
   ``Counter.inc()`` and its bound ``labels()`` child.
@@ -29,9 +35,19 @@ Scenarios:
 from __future__ import annotations
 
 import asyncio
+import atexit
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
 from mtaio.monitoring import Profiler, PsutilReader, ResourceMonitor
 
@@ -158,6 +174,136 @@ def _traced_yield(options: Options) -> Scenario:
         "traced-yield",
         _tracing_cases(_yielding, n),
         note="a coroutine that yields to the loop once (await asyncio.sleep(0))",
+    )
+
+
+async def _work() -> int:
+    # A few microseconds of Python per call: something for a sampler to see.
+    total = 0
+    for i in range(100):
+        total += i
+    return total
+
+
+class _PySpy:
+    """py-spy attached to this process for one round, started and stopped outside timing."""
+
+    def __init__(self, exe: str, *flags: str) -> None:
+        self._exe = exe
+        self._flags = flags
+        self._proc: subprocess.Popen[str] | None = None
+        self._dir: str | None = None  # py-spy's output, removed when it is reaped
+        atexit.register(self.reap)
+
+    def start(self) -> None:
+        """Reap any py-spy left running, then attach a new one and wait until it samples."""
+        _reap_all()
+        self._dir = tempfile.mkdtemp(prefix="mtaio-bench-pyspy-")
+        out = str(Path(self._dir) / "samples.txt")
+        command = [self._exe, "record", "--rate", "100", "--format", "raw", "-o", out]
+        self._proc = subprocess.Popen(
+            [*command, *self._flags, "--pid", str(os.getpid())],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        _RUNNING.append(self)
+        assert self._proc.stdout is not None
+        # It prints "py-spy> Sampling process 100 times a second..." once it is attached.
+        ready, _, _ = select.select([self._proc.stdout], [], [], 30)
+        line = self._proc.stdout.readline() if ready else "(nothing printed in 30 s)"
+        if "Sampling process" not in line:
+            rest = self._proc.stdout.read() if self._proc.poll() is not None else ""
+            self.reap()
+            raise RuntimeError(f"py-spy could not attach: {(line + rest).strip()}")
+
+    def stop(self) -> None:
+        """Ask py-spy to stop (SIGINT: it detaches and writes its file); reaped later."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGINT)
+
+    def reap(self) -> None:
+        """Wait for py-spy to be gone (setup of the next round, or at exit)."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            self._wait(proc)
+        finally:
+            if self._dir is not None:
+                shutil.rmtree(self._dir, ignore_errors=True)
+                self._dir = None
+
+    @staticmethod
+    def _wait(proc: subprocess.Popen[str]) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+_RUNNING: list[_PySpy] = []
+
+
+def _reap_all() -> None:
+    while _RUNNING:
+        _RUNNING.pop().reap()
+
+
+def _py_spy() -> str | None:
+    local = Path(sys.executable).parent / "py-spy"
+    return str(local) if local.exists() else shutil.which("py-spy")
+
+
+def _sampling_cost(options: Options) -> Scenario:
+    n = options.scale(100_000)
+    cases: list[Case] = []
+
+    async def loop() -> None:
+        for _ in range(n):
+            await _work()
+
+    cases.append(Case("raw loop (no profiler)", loop, n, raw=True, setup=_reap_all))
+    for interval in (0.01, 0.005):
+        profiler = Profiler()
+
+        async def sampled(
+            profiler: Profiler = profiler, interval: float = interval
+        ) -> dict[str, float]:
+            start = time.perf_counter()
+            with profiler.sampling(interval) as block:
+                await loop()
+            return {"samples/s": block.samples / (time.perf_counter() - start)}
+
+        def fresh(profiler: Profiler = profiler) -> None:
+            _reap_all()
+            profiler.clear()
+
+        label = f"mtaio Profiler.sampling() every {interval * 1e3:g} ms"
+        cases.append(Case(label, sampled, n, setup=fresh))
+    exe = _py_spy()
+    if exe is not None:  # pragma: no branch - an optional peer
+        for flags, label in (((), "blocking"), (("--nonblocking",), "--nonblocking")):
+            spy = _PySpy(exe, *flags)
+
+            async def spied(spy: _PySpy = spy) -> None:
+                try:
+                    await loop()
+                finally:
+                    spy.stop()
+
+            cases.append(
+                Case(f"py-spy record --rate 100 ({label}), attached", spied, n, setup=spy.start)
+            )
+    return Scenario(
+        "sampling-cost",
+        cases,
+        note="100k awaits of a coroutine adding 100 numbers; samplers at 100-200 Hz",
     )
 
 
@@ -349,7 +495,58 @@ def monitoring(options: Options) -> list[Scenario]:
         _record_metric(options),
         _sample(options),
         _monitor_cpu(options),
+        _sampling_cost(options),  # last: py-spy is stopped after its round, not waited for
     ]
 
 
+_SCENARIOS: dict[str, Callable[[Options], Scenario]] = {
+    "traced-call": _traced_call,
+    "traced-yield": _traced_yield,
+    "counter-inc": _counter_inc,
+    "record-metric": _record_metric,
+    "sample": _sample,
+    "monitor-cpu": _monitor_cpu,
+    "sampling-cost": _sampling_cost,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run some scenarios of this workload alone (the profiler's tables are made this way).
+
+    ``python -m tools.bench.workloads.monitoring traced-call traced-yield --rounds 15``
+    """
+    import argparse
+    import platform
+
+    from .._runner import markdown, run_scenario
+
+    parser = argparse.ArgumentParser(prog="python -m tools.bench.workloads.monitoring")
+    parser.add_argument("scenarios", nargs="+", choices=sorted(_SCENARIOS))
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per case")
+    parser.add_argument("--quick", action="store_true", help="a tenth of the work")
+    args = parser.parse_args(argv)
+    options = Options(rounds=args.rounds, quick=args.quick)
+
+    async def run() -> list[Any]:
+        results = []
+        for name in args.scenarios:
+            results += await run_scenario(_SCENARIOS[name](options), options)
+        return results
+
+    results = asyncio.run(run())
+    print(
+        f"<!-- {platform.python_implementation()} {platform.python_version()}, "
+        f"rounds={options.rounds}{' quick' if options.quick else ''} -->\n"
+    )
+    print(markdown(results))
+    print("\noverhead over the raw case (1/ratio - 1):")
+    for r in results:
+        if r.ratio:
+            print(f"  {r.scenario:14} {r.case:55} {1 / r.ratio - 1:6.2f}")
+    return 0
+
+
 __all__: tuple[str, ...] = ("monitoring",)
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,7 +7,6 @@ import functools
 import inspect
 import itertools
 import math
-import sys
 import threading
 import time
 import traceback
@@ -29,6 +28,15 @@ from mtaio.typing import Clock
 from ._blocks import Block
 from ._metrics import quantile
 from ._sampler import Sampler
+from ._tracing import (
+    C_CURRENT_TASK,
+    GENERIC,
+    _TaskStack,
+    new_stack,
+    signature_source,
+    tasks_get,
+    wrapper_maker,
+)
 from ._validate import require_bool, require_finite, require_name
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -248,87 +256,6 @@ class Span(Block):
 
 
 @final
-class _TaskStack:
-    """The open traces of one task: the innermost one's id, and the task's name.
-
-    One per task, found through the profiler's ContextVar and set once, at the task's first
-    trace: entering and leaving a trace is then two attribute writes instead of a ContextVar
-    set and reset (each of which builds a new context mapping). A task created inside a trace
-    inherits its creator's context, hence its creator's stack: its first trace sees that the
-    stack belongs to another task and starts its own, under the trace its creator has open.
-    """
-
-    __slots__ = ("name", "owner", "top")
-
-    def __init__(self, owner: object, top: int | None, name: str | None) -> None:
-        self.owner = owner
-        self.top = top
-        self.name = name
-
-
-def _current_task_getter() -> Callable[[], asyncio.Task[Any] | None]:
-    """Return the cheapest way to ask for the current task (it is on the tracing hot path).
-
-    Python 3.12+ has it in C (no ``getpid()`` system call any more). On 3.11 the running
-    loop lookup calls ``getpid()`` at every call; the loop a thread last ran is cached
-    instead, and trusted only while it is running in this same thread.
-    """
-    try:
-        from _asyncio import current_task as c_current_task  # type: ignore[attr-defined]
-    except ImportError:  # pragma: no cover - an interpreter without the C accelerator
-        c_current_task = None
-    if sys.version_info >= (3, 12) and c_current_task is not None:  # pragma: no cover
-        # Raises RuntimeError outside a running loop: the callers catch it (a try block
-        # costs nothing until it raises, a wrapper function would cost a call).
-        return cast("Callable[[], asyncio.Task[Any] | None]", c_current_task)
-    try:
-        from asyncio.events import _get_running_loop
-        from asyncio.tasks import _current_tasks  # type: ignore[attr-defined]
-    except ImportError:  # pragma: no cover - a future Python without them
-        return lambda: asyncio.current_task() if asyncio.events._get_running_loop() else None
-
-    get = _current_tasks.get
-    get_ident = threading.get_ident
-    cache = _LOOPS
-
-    def py311() -> asyncio.Task[Any] | None:
-        ident = get_ident()
-        loop = cache.get(ident)
-        if loop is not None and loop._thread_id == ident:  # running, in this thread
-            task = get(loop)
-            if task is not None:
-                return cast("asyncio.Task[Any]", task)
-        loop = _get_running_loop()
-        if loop is None:
-            return None
-        if hasattr(loop, "_thread_id"):  # uvloop's loop does not expose it: no cache
-            cache[ident] = loop
-        return cast("asyncio.Task[Any] | None", get(loop))
-
-    return py311
-
-
-#: Python 3.11: thread id -> the loop last seen running there (see _current_task_getter).
-_LOOPS: dict[int, Any] = {}
-_raw_current_task = _current_task_getter()
-#: Whether the wrappers should do the 3.11 cached lookup inline (a Python function call per
-#: traced call is a fifth of its cost there).
-_INLINE_LOOKUP = getattr(_raw_current_task, "__name__", "") == "py311"
-try:
-    from asyncio.tasks import _current_tasks as _TASKS  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - a future Python without it
-    _TASKS = {}
-    _INLINE_LOOKUP = False
-
-
-def _current_task() -> asyncio.Task[Any] | None:
-    try:
-        return _raw_current_task()
-    except RuntimeError:  # pragma: no cover - Python 3.12+, no running loop
-        return None
-
-
-@final
 class Profiler:
     """Trace sync and async calls; correct when many tasks are traced at once.
 
@@ -514,23 +441,11 @@ class Profiler:
 
     def _enter_stack(self) -> _TaskStack:
         """Return the current task's stack of open traces (created at its first trace)."""
-        task = _current_task()
         stack = self._stacks.get()
-        if stack is None or stack.owner is not task:
-            stack = self._new_stack(task, stack)
-        return stack
-
-    def _new_stack(
-        self, task: asyncio.Task[Any] | None, inherited: _TaskStack | None
-    ) -> _TaskStack:
-        # The first trace of a task: it nests under the trace its creator has open.
-        stack = _TaskStack(
-            task,
-            None if inherited is None else inherited.top,
-            None if task is None else task.get_name(),
-        )
-        self._stacks.set(stack)
-        return stack
+        own = new_stack(stack)
+        if own is not stack:
+            self._stacks.set(own)
+        return own
 
     @overload
     def trace(self, func: _F, /) -> _F: ...
@@ -566,61 +481,29 @@ class Profiler:
     def _wrap(self, fn: _F, name: str) -> _F:
         if not callable(fn):
             raise ConfigurationError(f"trace() decorates a callable, got {fn!r}")
-        stacks_get = self._stacks.get
-        new_stack = self._new_stack
-        ids = self._ids
-        clock = self._clock
-        append = self._records.append
-        current_task = _raw_current_task
-        inline = _INLINE_LOOKUP
-        get_ident = threading.get_ident
-        loops_get = _LOOPS.get
-        tasks_get = _TASKS.get
-
         if inspect.iscoroutinefunction(fn):
-
-            @functools.wraps(fn)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                mode = self._mode
-                if mode == 0:
-                    return await fn(*args, **kwargs)
-                if mode == 3:
-                    async with Span(self, name):
-                        return await fn(*args, **kwargs)
-                # The hot path: the task's stack of open traces (one ContextVar read, no
-                # set), an id, two clock reads and one tuple; Span does the rest.
-                if inline:  # Python 3.11: the loop this thread runs, if still running here
-                    ident = get_ident()
-                    loop = loops_get(ident)
-                    if loop is not None and loop._thread_id == ident:
-                        task = tasks_get(loop)
-                    else:
-                        task = current_task()
-                else:
-                    try:
-                        task = current_task()
-                    except RuntimeError:  # pragma: no cover - Python 3.12+, no running loop
-                        task = None
-                stack = stacks_get()
-                if stack is None or stack.owner is not task:
-                    stack = new_stack(task, stack)
-                parent = stack.top
-                tid = stack.top = next(ids)
-                error = None
-                start = clock()
-                try:
-                    return await fn(*args, **kwargs)
-                except BaseException as exc:
-                    error = type(exc).__name__
-                    raise
-                finally:
-                    end = clock()
-                    stack.top = parent
-                    append(
-                        (tid, parent, name, start, end, error, stack.name if mode == 2 else None)
-                    )
-
-            return async_wrapper  # type: ignore[return-value]
+            params, args = signature_source(fn)
+            make = wrapper_maker(params, args)
+            async_wrapper = make(
+                fn,
+                name,
+                self,
+                Span,
+                self._stacks.get,
+                self._stacks.set,
+                new_stack,
+                self._ids,
+                self._clock,
+                self._records.append,
+                threading.get_ident,
+                tasks_get,
+                C_CURRENT_TASK,
+            )
+            if (params, args) != GENERIC:
+                # The function's own default objects, as the undecorated call would bind.
+                async_wrapper.__defaults__ = fn.__defaults__
+                async_wrapper.__kwdefaults__ = fn.__kwdefaults__
+            return cast("_F", functools.wraps(fn)(async_wrapper))
 
         @functools.wraps(fn)
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:

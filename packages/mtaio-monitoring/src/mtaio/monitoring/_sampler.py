@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
 
+from ._tracing import WRAPPER_FILENAME
+
 if TYPE_CHECKING:
     from ._profiler import _Record
 
@@ -27,6 +29,7 @@ _HIDDEN = (
     os.path.join(os.path.dirname(asyncio.__file__ or "<asyncio>"), ""),
     threading.__file__ or "<threading>",
     os.path.join(os.path.dirname(__file__), ""),
+    WRAPPER_FILENAME,
 )
 
 
