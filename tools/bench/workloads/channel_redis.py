@@ -59,6 +59,17 @@ async def _subscriber(kind: str, url: str, name: str, n: int) -> None:
         latencies.append(time.monotonic() - _sent_at(text))
         return len(latencies) >= n
 
+    def report() -> None:
+        # Sent as soon as the last message is in, before any clean-up: the round's time
+        # is delivery, not the subscriber's teardown or its interpreter's exit.
+        ordered = sorted(latencies) or [0.0]
+        result = {
+            "count": len(latencies),
+            "p50": statistics.median(ordered),
+            "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+        }
+        print(json.dumps(result), flush=True)
+
     ready = lambda: print(json.dumps({"ready": True}), flush=True)  # noqa: E731
     if kind == "raw-pubsub":
         import redis.asyncio as aioredis
@@ -73,6 +84,7 @@ async def _subscriber(kind: str, url: str, name: str, n: int) -> None:
                 async for message in pubsub.listen():
                     if message["type"] == "message" and record(message["data"].decode()):
                         break
+        report()
         await pubsub.aclose()
         await client.aclose()
     elif kind == "mtaio-pubsub":
@@ -86,6 +98,7 @@ async def _subscriber(kind: str, url: str, name: str, n: int) -> None:
                     async for msg in sub:
                         if record(msg.data):
                             break
+            report()
     elif kind == "broadcaster":
         from broadcaster import Broadcast
 
@@ -104,6 +117,7 @@ async def _subscriber(kind: str, url: str, name: str, n: int) -> None:
                     async for event in subscriber:  # type: ignore[union-attr]
                         if record(event.message):
                             break
+            report()
         await broadcast.disconnect()
     elif kind == "raw-streams":
         import redis.asyncio as aioredis
@@ -123,6 +137,7 @@ async def _subscriber(kind: str, url: str, name: str, n: int) -> None:
                             ids.append(entry_id)
                             done = record(fields[b"d"].decode()) or done
                         await client.xack(name, "g", *ids)
+        report()
         await client.aclose()
     elif kind == "mtaio-streams":
         from mtaio.events import Channel, RedisStreamsTransport
@@ -137,6 +152,7 @@ async def _subscriber(kind: str, url: str, name: str, n: int) -> None:
                         if record(msg.data):
                             sub.receive_nowait()  # acknowledges the last one
                             break
+            report()
     elif kind == "faststream":
         from faststream.redis import RedisBroker, StreamSub
 
@@ -152,21 +168,11 @@ async def _subscriber(kind: str, url: str, name: str, n: int) -> None:
         ready()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(finished.wait(), IDLE + n / 1000)
+        report()
         with contextlib.suppress(Exception):  # faststream 0.7 stop() trips on its own client
             await broker.stop()
     else:
         raise SystemExit(f"unknown subscriber {kind}")
-    ordered = sorted(latencies) or [0.0]
-    print(
-        json.dumps(
-            {
-                "count": len(latencies),
-                "p50": statistics.median(ordered),
-                "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
-            }
-        ),
-        flush=True,
-    )
 
 
 # ---------------------------------------------------------------------- publisher side
@@ -183,6 +189,8 @@ class _Round:
         self.proc: asyncio.subprocess.Process | None = None
 
     async def setup(self) -> None:
+        if self.proc is not None:  # the previous round's subscriber, reaped untimed
+            await self.proc.wait()
         self.name = f"bench-{uuid.uuid4().hex[:8]}"
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -208,9 +216,8 @@ class _Round:
                 return line
 
     async def finish(self) -> dict[str, float]:
+        # The subscriber's exit is awaited by the next setup (or the event loop at the end).
         result = json.loads(await self._line())
-        assert self.proc is not None
-        await self.proc.wait()
         if result["count"] < self.n:
             raise RuntimeError(f"{self.kind}: {result['count']} of {self.n} arrived")
         return {"p50 ms": result["p50"] * 1000, "p99 ms": result["p99"] * 1000}
