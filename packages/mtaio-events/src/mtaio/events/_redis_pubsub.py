@@ -369,7 +369,7 @@ class RedisPubSubTransport(Transport):
         conn = self._conn
         if conn is None:
             make = getattr(getattr(client, "connection_pool", None), "make_connection", None)
-            if make is None:  # a cluster client routes each command itself
+            if make is None:  # a cluster client: it routes each command itself
                 return await self._write_through(client, commands)
             # One connection of the client's pool settings, held: no pool, retry or
             # instrumentation layer per publish. Its socket timeout becomes one timer per
@@ -400,12 +400,12 @@ class RedisPubSubTransport(Transport):
 
     @staticmethod
     async def _write_through(client: Any, commands: list[tuple[str, bytes]]) -> list[int]:
-        if len(commands) == 1:
-            return [int(await redis_call(client.publish(*commands[0]), "PUBLISH"))]
-        pipe = client.pipeline(transaction=False)
-        for channel, data in commands:
-            pipe.publish(channel, data)
-        return [int(count) for count in await redis_call(pipe.execute(), "PUBLISH")]
+        # One after the other: a cluster refuses PUBLISH in a pipeline, and a channel's
+        # messages all go to the node of its slot, so they reach it in order.
+        return [
+            int(await redis_call(client.publish(channel, data), "PUBLISH"))
+            for channel, data in commands
+        ]
 
     async def subscribe(
         self, channel: Channel[Any], subscriber: Subscriber[Any], options: SubscribeOptions
@@ -503,6 +503,9 @@ class RedisPubSubTransport(Transport):
                     first = False
                     if self._client is None:
                         return
+                    # A RedisCluster's PubSub needs its slot map, which only a command
+                    # or initialize() loads (idempotent; a Redis client returns at once).
+                    await self._client.initialize()
                     pubsub = self._client.pubsub()
                     self._pubsub = pubsub
                     if self._keys:
@@ -535,7 +538,8 @@ class RedisPubSubTransport(Transport):
                 continue
             # math.inf: block without the connection's socket timeout (as listen() does)
             reply = await conn.read_response(timeout=math.inf, push_request=True)
-            kind = reply[0] if type(reply) is list and len(reply) >= 3 else None
+            # a list; a RESP3 push reply is hiredis' PushNotification, a list subclass
+            kind = reply[0] if isinstance(reply, list) and len(reply) >= 3 else None
             if kind in _MESSAGE:
                 await on_message(reply[1], reply[2])
             elif kind in _PMESSAGE and len(reply) >= 4:
