@@ -20,7 +20,19 @@ T = TypeVar("T")
 # Built once: ``json.dumps`` with options builds an encoder per call, and ``json.loads`` of
 # bytes sniffs their encoding first (dumps always writes UTF-8).
 _encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_decode_json = json.JSONDecoder().decode
+_decoder = json.JSONDecoder()
+_scan_json = _decoder.raw_decode
+
+
+def decode_json(text: str) -> Any:
+    """``json.loads(text)``, without its whitespace scans when there is none around."""
+    try:
+        value, end = _scan_json(text)
+    except ValueError:
+        end = -1
+    if end == len(text):
+        return value
+    return _decoder.decode(text)  # whitespace around the value, or the error to raise
 
 
 class MalformedMessageError(EventError, ValueError):
@@ -89,7 +101,7 @@ class JsonSerializer(Generic[T]):
 
     def loads(self, data: bytes, /) -> T:
         """Decode UTF-8 JSON bytes (then ``decode``)."""
-        plain = _decode_json(str(data, "utf-8"))
+        plain = decode_json(str(data, "utf-8"))
         return plain if self._decode is None else self._decode(plain)
 
     def __repr__(self) -> str:
