@@ -400,10 +400,12 @@ class RedisPubSubTransport(Transport):
 
     @staticmethod
     async def _write_through(client: Any, commands: list[tuple[str, bytes]]) -> list[int]:
-        # One after the other: a cluster refuses PUBLISH in a pipeline, and a channel's
-        # messages all go to the node of its slot, so they reach it in order.
+        # One after the other, all to one node: a cluster refuses PUBLISH in a pipeline and
+        # would send each to a random node, from which the cluster bus forwards it, so two
+        # messages sent through two nodes could reach a subscriber in either order.
+        node = client.get_default_node()
         return [
-            int(await redis_call(client.publish(channel, data), "PUBLISH"))
+            int(await redis_call(client.publish(channel, data, target_nodes=node), "PUBLISH"))
             for channel, data in commands
         ]
 
