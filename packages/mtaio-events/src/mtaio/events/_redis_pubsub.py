@@ -14,6 +14,12 @@ Gaps. Each publisher numbers its messages per Redis channel. The reader remember
 number seen per publisher and channel: a jump is a gap (messages lost, typically while the
 connection was down), counted and announced to subscribers; a repeat is the same message
 reaching this connection through a second matching pattern, delivered once.
+
+Hot paths. Publishes go out on one connection the transport holds (made from the client's
+pool settings; a cluster client is used command by command), written and read directly, one
+batch on the wire at a time: a publish on an idle transport costs no task and no future.
+The reader reads the subscription connection in a tight loop and hands each message straight
+to its channel; only the other replies go through redis-py's ``PubSub`` bookkeeping.
 """
 
 from __future__ import annotations
