@@ -434,3 +434,35 @@ async def test_publishes_queued_on_a_lost_connection_fail_and_publishing_resumes
         assert all(isinstance(r, ChannelConnectionError) for r in results), results
         assert await channel.publish(6, topic="t") == 0  # a new publishing connection
         assert channel.stats().published == 2
+
+
+async def test_a_publish_cancelled_mid_flight_leaves_the_transport_usable(
+    redis_server: RedisServer,
+) -> None:
+    # The cancelled publish's reply would otherwise be read as the next one's: the
+    # publishing connection is dropped and the next publish opens another.
+    if not redis_server.running:
+        redis_server.start()
+    async with (
+        Channel[int]("cancel", transport=RedisPubSubTransport(redis_server.url)) as receiver,
+        Channel[int]("cancel", transport=RedisPubSubTransport(redis_server.url)) as sender,
+    ):
+        sub = await receiver.subscribe("t")
+        await sender.publish(0, topic="t")
+        redis_server.pause()
+        try:
+            stuck = asyncio.ensure_future(sender.publish(1, topic="t"))
+            queued = asyncio.ensure_future(sender.publish(2, topic="t"))
+            await asyncio.sleep(0.05)  # both handed over: one on the wire, one queued
+            stuck.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await stuck
+        finally:
+            redis_server.resume()
+        assert await asyncio.wait_for(queued, timeout=5) == 1
+        assert await sender.publish(3, topic="t") == 1
+        got: list[int] = []
+        while not got or got[-1] != 3:
+            got.append((await sub.receive(timeout=5)).data)
+        # 1 may or may not have reached Redis before the cancellation; the rest in order
+        assert got in ([0, 1, 2, 3], [0, 2, 3])
