@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 
 from mtaio.events import (
@@ -17,10 +21,12 @@ from mtaio.events import (
     JsonSerializer,
     RedisPubSubTransport,
     Subscriber,
+    _redis_pubsub,
 )
 from mtaio.events._redis_pubsub import redis_glob
+from mtaio.events._transport import decode_frame, encode_frame, frame_head
 from mtaio.exceptions import ConfigurationError, DependencyError
-from mtaio.testing import RedisServer
+from mtaio.testing import RedisServer, find_redis_server, free_port, require_redis_server
 
 Eventually = Callable[..., Awaitable[None]]
 
@@ -114,7 +120,10 @@ async def test_close_with_a_hung_server_fails_pending_publishes(
         pending = [asyncio.ensure_future(channel.publish(i, topic="t")) for i in range(3)]
         await asyncio.sleep(0)
         await asyncio.wait_for(channel.close(), timeout=10)
-        results = await asyncio.gather(*pending, return_exceptions=True)
+        # the first one went out on the publishing connection itself (no sender task):
+        # closing that connection fails it now, not at the 5 s socket timeout
+        gathered = asyncio.gather(*pending, return_exceptions=True)
+        results = await asyncio.wait_for(gathered, timeout=2)
         assert all(isinstance(r, ChannelConnectionError) for r in results), results
     finally:
         redis_server.resume()
@@ -225,3 +234,235 @@ async def test_bad_configuration_is_refused(
     monkeypatch.setitem(sys.modules, "redis.asyncio", None)
     with pytest.raises(DependencyError, match=r"mtaio-events\[redis\]"):
         RedisPubSubTransport(redis_url)
+
+
+@pytest.mark.parametrize("topic", ["t", None, 'q"uote', "caf\u00e9.\u2603"])
+def test_a_frame_from_its_formatted_header_is_the_frame_encode_frame_builds(
+    topic: str | None,
+) -> None:
+    publisher = "123-abc-def"
+    fast = frame_head(topic, publisher) + b"%d}\n%s" % (42, b'"x"')
+    assert fast == encode_frame(topic, None, publisher, 42, b'"x"')
+    frame = decode_frame(fast)
+    decoded = (frame.topic, frame.publisher, frame.seq, frame.payload)
+    assert decoded == (topic, publisher, 42, b'"x"')
+
+
+async def test_metadata_and_plain_publishes_interleave_in_order(redis_url: str) -> None:
+    async with (
+        Channel[int]("meta", transport=RedisPubSubTransport(redis_url)) as receiver,
+        Channel[int]("meta", transport=RedisPubSubTransport(redis_url)) as sender,
+    ):
+        sub = await receiver.subscribe("t")
+        await sender.publish(1, topic="t")
+        await sender.publish(2, topic="t", metadata={"k": "v"})
+        await sender.publish(3, topic="t", metadata={})
+        got = [await sub.receive(timeout=5) for _ in range(3)]
+        assert [(m.data, m.metadata) for m in got] == [(1, {}), (2, {"k": "v"}), (3, {})]
+        assert receiver.stats().missed == 0
+
+
+async def test_a_publish_to_a_server_that_stopped_answering_fails_at_the_socket_timeout(
+    redis_server: RedisServer,
+) -> None:
+    # The publishing connection drops redis-py's per-write timer for one of its own per
+    # round trip: the client's socket_timeout still bounds a publish.
+    if not redis_server.running:
+        redis_server.start()
+    client = aioredis.Redis.from_url(redis_server.url, protocol=2, socket_timeout=0.3)
+    try:
+        async with Channel[int]("stalled", transport=RedisPubSubTransport(client)) as channel:
+            await channel.publish(0, topic="t")  # connected
+            redis_server.pause()
+            try:
+                started = time.monotonic()
+                with pytest.raises(ChannelConnectionError):
+                    await asyncio.wait_for(channel.publish(1, topic="t"), timeout=5)
+                assert time.monotonic() - started < 3
+            finally:
+                redis_server.resume()
+            assert await channel.publish(2, topic="t") == 0  # a new connection, no reader
+        assert await client.ping()  # the caller's client is still the caller's
+    finally:
+        await client.aclose()
+
+
+def _start_cluster_node(binary: str, directory: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """Start a cluster-enabled redis-server, give it every slot, wait for ``cluster_state:ok``."""
+    directory.mkdir()
+    port = free_port("127.0.0.1")
+    options = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    cluster = ["--cluster-enabled", "yes", "--dir", str(directory)]
+    proc = subprocess.Popen([binary, *options, *cluster], stdout=subprocess.DEVNULL)
+    node = redis.Redis(host="127.0.0.1", port=port)
+    try:
+        deadline = time.monotonic() + 10
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                info = node.execute_command("CLUSTER", "INFO")  # type: ignore[no-untyped-call]
+                if b"cluster_state:ok" in info:
+                    return proc, port
+                if b"cluster_slots_assigned:0" in info:
+                    node.execute_command("CLUSTER", "ADDSLOTSRANGE", "0", "16383")  # type: ignore[no-untyped-call]
+            except redis.RedisError:
+                pass  # not listening yet
+            time.sleep(0.05)
+    finally:
+        node.close()
+    proc.kill()
+    proc.wait()
+    raise RuntimeError(f"the cluster node on port {port} did not come up")
+
+
+@pytest.fixture
+def cluster_node(tmp_path: Path) -> Iterator[int]:
+    """A one-node Redis Cluster (every slot on it) on a free loopback port."""
+    require_redis_server()
+    binary = find_redis_server()
+    assert binary is not None
+    for attempt in range(3):  # a free port can be taken before the server binds it
+        try:
+            proc, port = _start_cluster_node(binary, tmp_path / str(attempt))
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
+    try:
+        yield port
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+async def test_a_cluster_client_publishes_through_its_own_routing_in_order(
+    cluster_node: int,
+) -> None:
+    # RedisCluster has no connection pool to take a publishing connection from: publishes
+    # go through the client's commands, still one batch at a time.
+    client = aioredis.RedisCluster(host="127.0.0.1", port=cluster_node)
+    try:
+        async with (
+            Channel[int]("clustered", transport=RedisPubSubTransport(client)) as receiver,
+            Channel[int]("clustered", transport=RedisPubSubTransport(client)) as sender,
+        ):
+            sub = await receiver.subscribe("n", maxsize=500)
+            assert await sender.publish(-1, topic="n") == 1
+            counts = await asyncio.gather(*(sender.publish(i, topic="n") for i in range(200)))
+            assert counts == [1] * 200
+            got = [(await sub.receive(timeout=5)).data for _ in range(201)]
+            assert got == list(range(-1, 200))
+            assert receiver.stats().missed == 0
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+async def test_a_callers_client_of_either_protocol_receives_messages_and_patterns(
+    redis_url: str, protocol: int
+) -> None:
+    # RESP3 delivers Pub/Sub messages as push replies (hiredis' PushNotification, a list
+    # subclass); the reader must take them as messages like RESP2's plain lists.
+    client = aioredis.Redis.from_url(redis_url, protocol=protocol)
+    try:
+        async with Channel[int]("resp", transport=RedisPubSubTransport(client)) as channel:
+            exact = await channel.subscribe("a.b")
+            pattern = await channel.subscribe("a.*")
+            await channel.publish(5, topic="a.b")
+            assert (await exact.receive(timeout=5)).data == 5
+            assert (await pattern.receive(timeout=5)).data == 5
+    finally:
+        await client.aclose()
+
+
+async def test_subscribing_after_a_reconnect_with_nothing_subscribed_is_confirmed(
+    redis_server: RedisServer, eventually: Eventually
+) -> None:
+    if not redis_server.running:
+        redis_server.start()
+    transport = RedisPubSubTransport(redis_server.url, max_backoff=0.2, confirm_timeout=3)
+    async with (
+        Channel[int]("late", transport=transport) as receiver,
+        Channel[int]("late", transport=RedisPubSubTransport(redis_server.url)) as sender,
+    ):
+        await (await receiver.subscribe("t")).close()  # the reader stays, nothing subscribed
+        redis_server.kill()
+        redis_server.start()
+        # the reader reconnected, with nothing to subscribe on its new connection
+        await eventually(
+            lambda: transport._pubsub is not None and transport._pubsub.connection is None
+        )
+        # it used to wait for a subscription confirmed by nobody: ChannelConnectionError
+        sub = await receiver.subscribe("t")
+        await sender.publish(1, topic="t")
+        assert (await sub.receive(timeout=5)).data == 1
+
+
+async def test_beyond_the_route_limit_numbering_restarts_under_a_new_publisher_id(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A publisher forgets its sequence numbers when it has numbered too many topics; it
+    # must then look like a new publisher, or readers would drop its restarted numbers
+    # as repeats.
+    monkeypatch.setattr(_redis_pubsub, "_ROUTE_LIMIT", 2)
+    async with (
+        Channel[int]("routes", transport=RedisPubSubTransport(redis_url)) as receiver,
+        Channel[int]("routes", transport=RedisPubSubTransport(redis_url)) as sender,
+    ):
+        sub = await receiver.subscribe("*")
+        topics = ["a", "b", "c", "a", "b", "a"]
+        for i, topic in enumerate(topics):
+            await sender.publish(i, topic=topic)
+        got = [await sub.receive(timeout=5) for _ in topics]
+        assert [(m.topic, m.data) for m in got] == list(zip(topics, range(6), strict=True))
+        assert receiver.stats().missed == 0
+
+
+async def test_publishes_queued_on_a_lost_connection_fail_and_publishing_resumes(
+    redis_server: RedisServer,
+) -> None:
+    if not redis_server.running:
+        redis_server.start()
+    async with Channel[int]("lost", transport=RedisPubSubTransport(redis_server.url)) as channel:
+        await channel.publish(0, topic="t")  # connected
+        redis_server.kill()
+        try:
+            publishes = (channel.publish(i, topic="t") for i in range(5))
+            gathered = asyncio.gather(*publishes, return_exceptions=True)
+            results = await asyncio.wait_for(gathered, timeout=10)
+        finally:
+            redis_server.start()
+        assert all(isinstance(r, ChannelConnectionError) for r in results), results
+        assert await channel.publish(6, topic="t") == 0  # a new publishing connection
+        assert channel.stats().published == 2
+
+
+async def test_a_publish_cancelled_mid_flight_leaves_the_transport_usable(
+    redis_server: RedisServer,
+) -> None:
+    # The cancelled publish's reply would otherwise be read as the next one's: the
+    # publishing connection is dropped and the next publish opens another.
+    if not redis_server.running:
+        redis_server.start()
+    async with (
+        Channel[int]("cancel", transport=RedisPubSubTransport(redis_server.url)) as receiver,
+        Channel[int]("cancel", transport=RedisPubSubTransport(redis_server.url)) as sender,
+    ):
+        sub = await receiver.subscribe("t")
+        await sender.publish(0, topic="t")
+        redis_server.pause()
+        try:
+            stuck = asyncio.ensure_future(sender.publish(1, topic="t"))
+            queued = asyncio.ensure_future(sender.publish(2, topic="t"))
+            await asyncio.sleep(0.05)  # both handed over: one on the wire, one queued
+            stuck.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await stuck
+        finally:
+            redis_server.resume()
+        assert await asyncio.wait_for(queued, timeout=5) == 1
+        assert await sender.publish(3, topic="t") == 1
+        got: list[int] = []
+        while not got or got[-1] != 3:
+            got.append((await sub.receive(timeout=5)).data)
+        # 1 may or may not have reached Redis before the cancellation; the rest in order
+        assert got in ([0, 1, 2, 3], [0, 2, 3])

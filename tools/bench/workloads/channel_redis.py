@@ -8,7 +8,9 @@ subscriber reports it has everything, so msgs/s covers both ends.
 
 pubsub: 20k messages. raw redis-py ``publish`` / ``pubsub.listen()`` (the floor), mtaio
 ``Channel`` on ``RedisPubSubTransport``, broadcaster's Redis backend. The subscriber reports
-p50/p99 publish-to-receive latency.
+p50/p99 publish-to-receive latency. The same three again, 10k messages published at a fixed
+2,000 msgs/s for all: latency at one offered load (unpaced, each case's latency is measured
+at its own rate, and the faster publisher has more messages queued behind any stall).
 
 streams-group: 20k messages into one stream read by one consumer of a group that
 acknowledges each: a raw ``XADD`` / ``XREADGROUP COUNT 100`` / ``XACK`` loop, mtaio
@@ -28,11 +30,15 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .._runner import Case, Options, Scenario, workload
 
 PAYLOAD = 100
+# Latency is compared at one offered rate, below every case's throughput: unpaced, a faster
+# publisher meets each stall of the subscriber process with more messages behind it.
+PACE = 2_000
 IDLE = 20.0  # a subscriber that hears nothing this long reports what it has
 
 
@@ -59,6 +65,17 @@ async def _subscriber(kind: str, url: str, name: str, n: int) -> None:
         latencies.append(time.monotonic() - _sent_at(text))
         return len(latencies) >= n
 
+    def report() -> None:
+        # Sent as soon as the last message is in, before any clean-up: the round's time
+        # is delivery, not the subscriber's teardown or its interpreter's exit.
+        ordered = sorted(latencies) or [0.0]
+        result = {
+            "count": len(latencies),
+            "p50": statistics.median(ordered),
+            "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+        }
+        print(json.dumps(result), flush=True)
+
     ready = lambda: print(json.dumps({"ready": True}), flush=True)  # noqa: E731
     if kind == "raw-pubsub":
         import redis.asyncio as aioredis
@@ -73,6 +90,7 @@ async def _subscriber(kind: str, url: str, name: str, n: int) -> None:
                 async for message in pubsub.listen():
                     if message["type"] == "message" and record(message["data"].decode()):
                         break
+        report()
         await pubsub.aclose()
         await client.aclose()
     elif kind == "mtaio-pubsub":
@@ -86,6 +104,7 @@ async def _subscriber(kind: str, url: str, name: str, n: int) -> None:
                     async for msg in sub:
                         if record(msg.data):
                             break
+            report()
     elif kind == "broadcaster":
         from broadcaster import Broadcast
 
@@ -104,6 +123,7 @@ async def _subscriber(kind: str, url: str, name: str, n: int) -> None:
                     async for event in subscriber:  # type: ignore[union-attr]
                         if record(event.message):
                             break
+            report()
         await broadcast.disconnect()
     elif kind == "raw-streams":
         import redis.asyncio as aioredis
@@ -123,6 +143,7 @@ async def _subscriber(kind: str, url: str, name: str, n: int) -> None:
                             ids.append(entry_id)
                             done = record(fields[b"d"].decode()) or done
                         await client.xack(name, "g", *ids)
+        report()
         await client.aclose()
     elif kind == "mtaio-streams":
         from mtaio.events import Channel, RedisStreamsTransport
@@ -137,6 +158,7 @@ async def _subscriber(kind: str, url: str, name: str, n: int) -> None:
                         if record(msg.data):
                             sub.receive_nowait()  # acknowledges the last one
                             break
+            report()
     elif kind == "faststream":
         from faststream.redis import RedisBroker, StreamSub
 
@@ -152,21 +174,11 @@ async def _subscriber(kind: str, url: str, name: str, n: int) -> None:
         ready()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(finished.wait(), IDLE + n / 1000)
+        report()
         with contextlib.suppress(Exception):  # faststream 0.7 stop() trips on its own client
             await broker.stop()
     else:
         raise SystemExit(f"unknown subscriber {kind}")
-    ordered = sorted(latencies) or [0.0]
-    print(
-        json.dumps(
-            {
-                "count": len(latencies),
-                "p50": statistics.median(ordered),
-                "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
-            }
-        ),
-        flush=True,
-    )
 
 
 # ---------------------------------------------------------------------- publisher side
@@ -183,6 +195,8 @@ class _Round:
         self.proc: asyncio.subprocess.Process | None = None
 
     async def setup(self) -> None:
+        if self.proc is not None:  # the previous round's subscriber, reaped untimed
+            await self.proc.wait()
         self.name = f"bench-{uuid.uuid4().hex[:8]}"
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -208,15 +222,26 @@ class _Round:
                 return line
 
     async def finish(self) -> dict[str, float]:
+        # The subscriber's exit is awaited by the next setup (or the event loop at the end).
         result = json.loads(await self._line())
-        assert self.proc is not None
-        await self.proc.wait()
         if result["count"] < self.n:
             raise RuntimeError(f"{self.kind}: {result['count']} of {self.n} arrived")
         return {"p50 ms": result["p50"] * 1000, "p99 ms": result["p99"] * 1000}
 
 
-def _pubsub_cases(url: str, n: int) -> list[Case]:
+async def _paced(publish: Callable[[], Awaitable[object]], n: int, rate: float) -> None:
+    # Publish i is due at start + i / rate; sleep only when more than a millisecond ahead
+    # (the event loop's timer resolution), so the schedule holds on average.
+    start = time.monotonic()
+    for i in range(n):
+        ahead = start + i / rate - time.monotonic()
+        if ahead > 0.001:
+            await asyncio.sleep(ahead)
+        await publish()
+
+
+def _pubsub_cases(url: str, n: int, rate: float | None = None) -> list[Case]:
+    """The three Pub/Sub cases, as fast as each goes or (``rate``) all at one pace."""
     import redis.asyncio as aioredis
 
     from mtaio.events import Channel, RedisPubSubTransport
@@ -226,8 +251,11 @@ def _pubsub_cases(url: str, n: int) -> list[Case]:
 
     async def run_raw() -> dict[str, float]:
         client = aioredis.Redis.from_url(url, protocol=2)
-        for _ in range(n):
-            await client.publish(raw.name, _payload())
+        if rate is None:
+            for _ in range(n):
+                await client.publish(raw.name, _payload())
+        else:
+            await _paced(lambda: client.publish(raw.name, _payload()), n, rate)
         await client.aclose()
         return await raw.finish()
 
@@ -237,8 +265,11 @@ def _pubsub_cases(url: str, n: int) -> list[Case]:
     async def run_mtaio() -> dict[str, float]:
         async with Channel[str](mine.name, transport=RedisPubSubTransport(url)) as channel:
             publish = channel.publish
-            for _ in range(n):
-                await publish(_payload(), topic="t")
+            if rate is None:
+                for _ in range(n):
+                    await publish(_payload(), topic="t")
+            else:
+                await _paced(lambda: publish(_payload(), topic="t"), n, rate)
         return await mine.finish()
 
     cases.append(Case("**mtaio Channel (Pub/Sub)**", run_mtaio, n, setup=mine.setup))
@@ -251,8 +282,11 @@ def _pubsub_cases(url: str, n: int) -> list[Case]:
     async def run_broadcaster() -> dict[str, float]:
         broadcast = Broadcast(_resp2(url))
         await broadcast.connect()
-        for _ in range(n):
-            await broadcast.publish(channel=peer.name, message=_payload())
+        if rate is None:
+            for _ in range(n):
+                await broadcast.publish(channel=peer.name, message=_payload())
+        else:
+            await _paced(lambda: broadcast.publish(channel=peer.name, message=_payload()), n, rate)
         await broadcast.disconnect()
         return await peer.finish()
 
@@ -326,6 +360,10 @@ def channel_redis(options: Options) -> list[Scenario]:
     n = options.scale(20_000)
     return [
         Scenario("Pub/Sub, 100-byte messages, 1 subscriber process", _pubsub_cases(url, n)),
+        Scenario(
+            f"Pub/Sub latency, paced at {PACE:,} msgs/s, 100-byte messages",
+            _pubsub_cases(url, options.scale(PACE * 5), rate=PACE),
+        ),
         Scenario(
             "Streams group with acks, 100-byte messages, 1 consumer process",
             _streams_cases(url, n),

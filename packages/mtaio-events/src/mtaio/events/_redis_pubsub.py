@@ -14,6 +14,12 @@ Gaps. Each publisher numbers its messages per Redis channel. The reader remember
 number seen per publisher and channel: a jump is a gap (messages lost, typically while the
 connection was down), counted and announced to subscribers; a repeat is the same message
 reaching this connection through a second matching pattern, delivered once.
+
+Hot paths. Publishes go out on one connection the transport holds (made from the client's
+pool settings; a cluster client is used command by command), written and read directly, one
+batch on the wire at a time: a publish on an idle transport costs no task and no future.
+The reader reads the subscription connection in a tight loop and hands each message straight
+to its channel; only the other replies go through redis-py's ``PubSub`` bookkeeping.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import asyncio
 import builtins
 import contextlib
 import logging
+import math
 import random
 from typing import TYPE_CHECKING, Any, final
 
@@ -33,8 +40,10 @@ from ._transport import (
     Transport,
     TransportStats,
     check_prefix,
+    connection_error,
     decode_frame,
     encode_frame,
+    frame_head,
     new_publisher_id,
     redis_call,
     redis_client,
@@ -43,6 +52,7 @@ from ._transport import (
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.asyncio.client import PubSub
+    from redis.asyncio.connection import AbstractConnection
 
     from ._channel import Channel, Subscriber
 
@@ -51,6 +61,21 @@ __all__ = ("RedisPubSubTransport", "redis_glob")
 logger = logging.getLogger("mtaio.events")
 
 _SEEN_LIMIT = 100_000  # (publisher, channel) pairs remembered; beyond it the memory starts over
+_ROUTE_LIMIT = 100_000  # (channel, topic) pairs a publisher numbers; beyond it, a new publisher id
+_MESSAGE = (b"message", "message")
+_PMESSAGE = (b"pmessage", "pmessage")
+
+
+@final
+class _Route:
+    """Where a publisher sends one topic of one channel, and its sequence number there."""
+
+    __slots__ = ("head", "redis_channel", "seq")
+
+    def __init__(self, redis_channel: str, head: bytes) -> None:
+        self.redis_channel = redis_channel
+        self.head = head  # the frame up to the sequence number (no metadata)
+        self.seq = 0
 
 
 def redis_glob(pattern: str) -> tuple[str, bool]:
@@ -129,6 +154,8 @@ class RedisPubSubTransport(Transport):
         "_channels",
         "_client",
         "_confirm_timeout",
+        "_conn",
+        "_conn_timeout",
         "_connected",
         "_keys",
         "_malformed",
@@ -140,10 +167,10 @@ class RedisPubSubTransport(Transport):
         "_pubsub",
         "_reader",
         "_reconnects",
+        "_routes",
         "_seen",
         "_sender",
         "_sending",
-        "_seq",
         "_target",
         "_waiters",
         "prefix",
@@ -169,7 +196,11 @@ class RedisPubSubTransport(Transport):
         # Redis channel or pattern -> (is pattern, subscribers using it)
         self._keys: dict[str, tuple[bool, set[Subscriber[Any]]]] = {}
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
-        self._seq: dict[str, int] = {}
+        self._routes: dict[tuple[str, str | None], _Route] = {}  # (channel name, topic)
+        # The publishing connection: redis-py's, held by this transport (None: not open yet,
+        # or a client without a connection pool, e.g. RedisCluster, used command by command).
+        self._conn: AbstractConnection | None = None
+        self._conn_timeout: float | None = None
         # (Redis channel, encoded frame, the publisher's future), sent in this order
         self._outbox: list[tuple[str, bytes, asyncio.Future[int]]] = []
         self._sender: asyncio.Task[None] | None = None
@@ -242,6 +273,10 @@ class RedisPubSubTransport(Transport):
         for _, _, done in outbox:
             if not done.done():
                 done.set_exception(ChannelConnectionError("the transport was closed"))
+        conn, self._conn = self._conn, None
+        if conn is not None:  # a publish still on it (sent outside the sender) fails now
+            with contextlib.suppress(Exception):
+                await conn.disconnect(nowait=True)
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.cancel()
@@ -271,49 +306,53 @@ class RedisPubSubTransport(Transport):
         metadata: dict[str, Any] | None,
         payload: bytes,
     ) -> int:
-        redis_channel = self._redis_channel(self._base(channel), topic)
-        seq = self._seq.get(redis_channel, 0) + 1
-        self._seq[redis_channel] = seq  # consumed even if sending fails: a gap to readers
-        data = encode_frame(topic, metadata, self._publisher, seq, payload)
+        route = self._routes.get((channel.name, topic))
+        if route is None:
+            route = self._new_route(channel, topic)
+        route.seq = seq = route.seq + 1  # consumed even if sending fails: a gap to readers
+        if metadata:
+            data = encode_frame(topic, metadata, self._publisher, seq, payload)
+        else:  # the frame encode_frame would build, from the header formatted once
+            data = b"%s%d}\n%s" % (route.head, seq, payload)
         # Every publish goes through one sender with one batch on the wire at a time: Redis
         # then receives a publisher's messages in sequence order (concurrent publishes on
         # pooled connections could overtake each other, and readers would count the late
         # one as lost), and concurrent publishes share round trips instead of connections.
-        client = self._client
-        if self._sender is None and not self._sending and client is not None:
-            # Nothing on the wire: send it here, no task. Publishes meanwhile queue up and
-            # go out after this one, in order.
+        if self._sender is None and not self._sending and self._client is not None:
+            # Nothing on the wire: send it here, no task, no future. Publishes meanwhile
+            # queue up and go out after this one, in order.
             self._sending = True
             try:
-                return int(await redis_call(client.publish(redis_channel, data), "PUBLISH"))
+                return (await self._write([(route.redis_channel, data)]))[0]
             finally:
                 self._sending = False
                 if self._outbox:
                     self._sender = asyncio.get_running_loop().create_task(self._send())
         loop = asyncio.get_running_loop()
         done: asyncio.Future[int] = loop.create_future()
-        self._outbox.append((redis_channel, data, done))
+        self._outbox.append((route.redis_channel, data, done))
         if self._sender is None and not self._sending:
             self._sender = loop.create_task(self._send())
         return await done
+
+    def _new_route(self, channel: Channel[Any], topic: str | None) -> _Route:
+        if len(self._routes) >= _ROUTE_LIMIT:
+            # Forget every sequence number at once, under a new publisher id: readers see
+            # a new publisher, not numbers going back (duplicates) or jumping (gaps).
+            self._routes.clear()
+            self._publisher = new_publisher_id()
+        redis_channel = self._redis_channel(self._base(channel), topic)
+        route = _Route(redis_channel, frame_head(topic, self._publisher))
+        self._routes[(channel.name, topic)] = route
+        return route
 
     async def _send(self) -> None:
         batch: list[tuple[str, bytes, asyncio.Future[int]]] = []
         try:
             while self._outbox:
                 batch, self._outbox = self._outbox, []
-                client = self._client
                 try:
-                    if client is None:
-                        raise ChannelConnectionError("the transport is closed")
-                    if len(batch) == 1:
-                        channel, data, _ = batch[0]
-                        counts = [await redis_call(client.publish(channel, data), "PUBLISH")]
-                    else:
-                        pipe = client.pipeline(transaction=False)
-                        for channel, data, _ in batch:
-                            pipe.publish(channel, data)
-                        counts = await redis_call(pipe.execute(), "PUBLISH")
+                    counts = await self._write([(channel, data) for channel, data, _ in batch])
                 except Exception as exc:
                     for _, _, done in batch:
                         if not done.done():
@@ -321,12 +360,60 @@ class RedisPubSubTransport(Transport):
                     continue
                 for (_, _, done), count in zip(batch, counts, strict=True):
                     if not done.done():
-                        done.set_result(int(count))
+                        done.set_result(count)
         finally:
             self._sender = None
             for _, _, done in batch:  # cancelled mid-batch (close): nobody waits forever
                 if not done.done():
                     done.set_exception(ChannelConnectionError("the transport was closed"))
+
+    async def _write(self, commands: list[tuple[str, bytes]]) -> list[int]:
+        """PUBLISH each (channel, frame) in one round trip, in order; the receiver counts."""
+        client = self._client
+        if client is None:
+            raise ChannelConnectionError("the transport is closed")
+        conn = self._conn
+        if conn is None:
+            make = getattr(getattr(client, "connection_pool", None), "make_connection", None)
+            if make is None:  # a cluster client: it routes each command itself
+                return await self._write_through(client, commands)
+            # One connection of the client's pool settings, held: no pool, retry or
+            # instrumentation layer per publish. Its socket timeout becomes one timer per
+            # round trip (redis-py would start a task per write to time it).
+            conn = self._conn = make()
+            self._conn_timeout = conn.socket_timeout
+            conn.socket_timeout = None
+        held: AbstractConnection = conn
+        try:
+            async with asyncio.timeout(self._conn_timeout):
+                if len(commands) == 1:
+                    packed = conn.pack_command("PUBLISH", *commands[0])
+                else:
+                    packed = conn.pack_commands([("PUBLISH", *c) for c in commands])
+                await conn.send_packed_command(packed, check_health=False)
+                return [int(await conn.read_response()) for _ in commands]
+        except BaseException as exc:
+            # Replies still due would be read as the answers to the next commands.
+            if self._conn is held:
+                self._conn = None
+            with contextlib.suppress(Exception):
+                await held.disconnect(nowait=True)
+            if isinstance(exc, Exception):
+                error = connection_error(exc, "PUBLISH")
+                if error is not exc:
+                    raise error from exc
+            raise
+
+    @staticmethod
+    async def _write_through(client: Any, commands: list[tuple[str, bytes]]) -> list[int]:
+        # One after the other, all to one node: a cluster refuses PUBLISH in a pipeline and
+        # would send each to a random node, from which the cluster bus forwards it, so two
+        # messages sent through two nodes could reach a subscriber in either order.
+        node = client.get_default_node()
+        return [
+            int(await redis_call(client.publish(channel, data, target_nodes=node), "PUBLISH"))
+            for channel, data in commands
+        ]
 
     async def subscribe(
         self, channel: Channel[Any], subscriber: Subscriber[Any], options: SubscribeOptions
@@ -424,6 +511,9 @@ class RedisPubSubTransport(Transport):
                     first = False
                     if self._client is None:
                         return
+                    # A RedisCluster's PubSub needs its slot map, which only a command
+                    # or initialize() loads (idempotent; a Redis client returns at once).
+                    await self._client.initialize()
                     pubsub = self._client.pubsub()
                     self._pubsub = pubsub
                     if self._keys:
@@ -442,27 +532,42 @@ class RedisPubSubTransport(Transport):
         await asyncio.sleep(self._backoff * (0.5 + random.random() / 2))
 
     async def _pump(self, pubsub: PubSub) -> None:
+        # A tight loop on the subscription connection: hiredis parses each reply and a
+        # message goes straight to its channel. Only the other replies (subscription
+        # confirmations, pongs) go through redis-py's PubSub bookkeeping.
+        on_message = self._on_message
         while True:
-            message = await pubsub.get_message(timeout=None)  # blocks: no timer per message
-            if message is None:
-                if not pubsub.subscribed and not self._keys:
+            conn: Any = pubsub.connection  # (typed as always set)
+            if conn is None:  # nothing sent on this connection yet
+                if self._keys:
+                    await self._send_subscribe(pubsub, list(self._keys))
+                else:
                     await asyncio.sleep(0.05)
                 continue
-            kind = message["type"]
-            if kind in ("message", "pmessage"):
-                await self._on_message(message["channel"], message["data"])
-            elif kind in ("subscribe", "psubscribe"):
-                if not self._connected:
-                    if self._backoff:  # not the first connection
-                        self._reconnects += 1
-                        logger.info("%r reconnected", self)
-                    self._connected = True
-                self._backoff = 0.0
-                key = message["channel"]
-                key = key.decode() if isinstance(key, bytes) else str(key)
-                for waiter in self._waiters.pop(key, ()):
-                    if not waiter.done():
-                        waiter.set_result(None)
+            # math.inf: block without the connection's socket timeout (as listen() does)
+            reply = await conn.read_response(timeout=math.inf, push_request=True)
+            # a list; a RESP3 push reply is hiredis' PushNotification, a list subclass
+            kind = reply[0] if isinstance(reply, list) and len(reply) >= 3 else None
+            if kind in _MESSAGE:
+                await on_message(reply[1], reply[2])
+            elif kind in _PMESSAGE and len(reply) >= 4:
+                await on_message(reply[2], reply[3])
+            else:
+                message = await pubsub.handle_message(reply)  # type: ignore[no-untyped-call]
+                if message is not None and message["type"] in ("subscribe", "psubscribe"):
+                    self._confirmed(message["channel"])
+
+    def _confirmed(self, key: object) -> None:
+        if not self._connected:
+            if self._backoff:  # not the first connection
+                self._reconnects += 1
+                logger.info("%r reconnected", self)
+            self._connected = True
+        self._backoff = 0.0
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        for waiter in self._waiters.pop(name, ()):
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def _on_message(self, raw_channel: object, raw: object) -> None:
         try:

@@ -17,6 +17,23 @@ __all__ = ("JsonSerializer", "MalformedMessageError", "Serializer")
 
 T = TypeVar("T")
 
+# Built once: ``json.dumps`` with options builds an encoder per call, and ``json.loads`` of
+# bytes sniffs their encoding first (dumps always writes UTF-8).
+_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_decoder = json.JSONDecoder()
+_scan_json = _decoder.raw_decode
+
+
+def decode_json(text: str) -> Any:
+    """``json.loads(text)``, without its whitespace scans when there is none around."""
+    try:
+        value, end = _scan_json(text)
+    except ValueError:
+        end = -1
+    if end == len(text):
+        return value
+    return _decoder.decode(text)  # whitespace around the value, or the error to raise
+
 
 class MalformedMessageError(EventError, ValueError):
     """Bytes read from a transport could not be decoded into a message.
@@ -80,11 +97,11 @@ class JsonSerializer(Generic[T]):
     def dumps(self, value: T, /) -> bytes:
         """Encode ``value`` as compact UTF-8 JSON."""
         plain = value if self._encode is None else self._encode(value)
-        return json.dumps(plain, separators=(",", ":"), ensure_ascii=False).encode()
+        return _encode_json(plain).encode()
 
     def loads(self, data: bytes, /) -> T:
-        """Decode JSON bytes (then ``decode``)."""
-        plain = json.loads(data)
+        """Decode UTF-8 JSON bytes (then ``decode``)."""
+        plain = decode_json(str(data, "utf-8"))
         return plain if self._decode is None else self._decode(plain)
 
     def __repr__(self) -> str:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, final
 from mtaio.exceptions import ConfigurationError, ConfigurationTypeError, EventError
 from mtaio.typing import connect_redis
 
-from ._serializer import MalformedMessageError
+from ._serializer import MalformedMessageError, decode_json
 
 if TYPE_CHECKING:
     from ._channel import Channel, Subscriber
@@ -142,6 +142,10 @@ def new_publisher_id() -> str:
     return f"{_PUBLISHER}-{uuid.uuid4().hex[:6]}"
 
 
+# One encoder for every frame: ``json.dumps`` with options builds a new encoder per call.
+_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def encode_frame(
     topic: str | None,
     metadata: Mapping[str, Any] | None,
@@ -154,7 +158,7 @@ def encode_frame(
     if metadata:
         header["m"] = metadata
     try:
-        head = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+        head = _encode_json(header).encode()
     except (TypeError, ValueError) as exc:
         raise ConfigurationTypeError(
             f"metadata must be JSON-serializable with a transport, got {metadata!r}"
@@ -162,8 +166,18 @@ def encode_frame(
     return head + b"\n" + payload
 
 
+def frame_head(topic: str | None, publisher: str) -> bytes:
+    r"""The bytes of a frame without metadata up to its sequence number.
+
+    ``frame_head(topic, publisher) + b"%d}\n" % seq + payload`` is the frame
+    :func:`encode_frame` builds for the same arguments and no metadata: a publisher sending
+    many messages under one topic formats its header once.
+    """
+    return encode_frame(topic, None, publisher, 0, b"")[: -len(b"0}\n")]
+
+
 @final
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Frame:
     """A decoded frame (payload still encoded)."""
 
@@ -174,8 +188,20 @@ class Frame:
     payload: bytes
 
 
+_HEADS_LIMIT = 10_000  # header prefixes remembered; beyond it the memory starts over
+# A header's bytes up to ``,"s":`` -> its topic and publisher, for headers without metadata
+# whose parse with ``,"s":0}`` appended succeeded (see decode_frame).
+_heads: dict[bytes, tuple[str | None, str]] = {}
+
+
 def decode_frame(raw: object) -> Frame:
     """Parse a frame read from the network, trusting nothing in it.
+
+    A publisher's headers differ only by their sequence number, so a header whose bytes
+    up to ``,"s":`` were seen before only has its number read: ``known + b',"s":0}'``
+    parsed to a valid header without metadata and sequence 0, hence
+    ``known + b',"s":N}'`` (N plain ASCII digits without a leading zero, as JSON writes a
+    non-negative integer) parses to the same header with sequence N.
 
     Raises:
         MalformedMessageError: On anything but a well-formed frame.
@@ -186,19 +212,44 @@ def decode_frame(raw: object) -> Frame:
     head, sep, payload = data.partition(b"\n")
     if not sep:
         raise MalformedMessageError("no header line in the frame")
+    known, mark, number = head.rpartition(b',"s":')
+    if mark and number[-1:] == b"}":
+        digits = number[:-1]
+        names = _heads.get(known)
+        if (
+            names is not None
+            and digits.isdigit()  # ASCII digits only, for bytes
+            and (digits[:1] != b"0" or len(digits) == 1)  # no leading zero, as in JSON
+            and len(digits) < 20
+        ):
+            return Frame(names[0], None, names[1], int(digits), payload)
+    frame = _parse_header(head, payload)
+    if mark and frame.metadata is None and known not in _heads:
+        try:
+            again = _parse_header(known + b',"s":0}', b"")
+        except MalformedMessageError:
+            return frame
+        if again.seq == 0 and again.metadata is None:
+            if len(_heads) >= _HEADS_LIMIT:
+                _heads.clear()
+            _heads[known] = (again.topic, again.publisher)
+    return frame
+
+
+def _parse_header(head: bytes, payload: bytes) -> Frame:
     try:
-        header = json.loads(head)
-    except ValueError as exc:
+        header = decode_json(head.decode())
+    except ValueError as exc:  # also UnicodeDecodeError
         raise MalformedMessageError(f"unreadable frame header: {exc}") from None
-    if not isinstance(header, dict):
+    if type(header) is not dict:
         raise MalformedMessageError("the frame header is not an object")
     topic, publisher, seq = header.get("t"), header.get("p"), header.get("s")
     metadata = header.get("m")
-    if topic is not None and (not isinstance(topic, str) or not topic):
+    if topic is not None and (type(topic) is not str or not topic):
         raise MalformedMessageError("bad topic in the frame header")
-    if not isinstance(publisher, str) or isinstance(seq, bool) or not isinstance(seq, int):
+    if type(publisher) is not str or type(seq) is not int:
         raise MalformedMessageError("bad publisher or sequence in the frame header")
-    if metadata is not None and not isinstance(metadata, dict):
+    if metadata is not None and type(metadata) is not dict:
         raise MalformedMessageError("bad metadata in the frame header")
     return Frame(topic, metadata, publisher, seq, payload)
 
