@@ -453,3 +453,22 @@ async def test_a_lost_connection_fails_a_batch_at_once(redis_server: RedisServer
         # what the server answered in its last instant stands; the rest fails at once
         assert failed and all(o is True for o in outcomes if o not in failed), outcomes
         assert store.pipelined == 7 and store.errors == len(failed)
+
+
+async def test_lone_calls_keep_the_clients_database_and_decoding(
+    redis_server: RedisServer,
+) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_server.url.rsplit("/", 1)[0] + "/3", decode_responses=True)
+    try:
+        async with RedisStore(client) as store:
+            limiter = RateLimiter(0.001, burst=2, store=store, name="db3")
+            assert [await limiter.try_acquire() for _ in range(3)] == [True, True, False]
+            assert limiter.available() == pytest.approx(0, abs=0.01)
+            assert await client.exists("{mtaio:db3}:rate:0") == 1  # in database 3
+            other = Redis.from_url(redis_server.url.rsplit("/", 1)[0] + "/0")
+            assert await other.exists("{mtaio:db3}:rate:0") == 0
+            await other.aclose()
+    finally:
+        await client.aclose()
